@@ -1,0 +1,2 @@
+declare const binding: unknown;
+export = binding;

@@ -1,0 +1,85 @@
+import { getSystemErrorName } from 'node:util';
+
+/** Codes of the errors this library creates itself (system errors keep their own). */
+export type FileLockErrorCode = 'ELOCKTIMEOUT' | 'ELOCKUNSUPPORTED' | 'ELOCKRELEASED' | (string & {});
+
+/**
+ * Every failure to lock or unlock: a system error (code such as 'EACCES',
+ * with errno and syscall) or one of the library's own codes. `path` is the
+ * lock file; `resource` the path the caller asked to protect.
+ */
+export class FileLockError extends Error {
+  override name = 'FileLockError';
+  readonly code: FileLockErrorCode;
+  readonly errno?: number;
+  readonly syscall?: string;
+  readonly path: string;
+  readonly resource?: string;
+
+  constructor(
+    message: string,
+    fields: { code: FileLockErrorCode; path: string; resource?: string; errno?: number; syscall?: string; cause?: unknown },
+  ) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.code = fields.code;
+    this.path = fields.path;
+    if (fields.resource !== undefined) this.resource = fields.resource;
+    if (fields.errno !== undefined) this.errno = fields.errno;
+    if (fields.syscall !== undefined) this.syscall = fields.syscall;
+  }
+}
+
+/** The wait ran out of time; nothing is held. */
+export class LockTimeoutError extends FileLockError {
+  override name = 'LockTimeoutError';
+  /** Milliseconds spent waiting. */
+  readonly waited: number;
+
+  constructor(path: string, resource: string | undefined, waited: number) {
+    super(`Timed out after ${Math.round(waited)} ms waiting for the lock on '${path}'`, {
+      code: 'ELOCKTIMEOUT',
+      path,
+      resource,
+    });
+    this.waited = waited;
+  }
+}
+
+// flock(2) answers these where the file system cannot lock at all (some
+// FUSE and network file systems). Treating them as "busy" would wait forever,
+// treating them as "acquired" would let two holders in: fail closed instead.
+const UNSUPPORTED = new Set(['ENOLCK', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS', 'EINVAL']);
+
+/** A negative libuv error number from the addon, as an error naming the lock file. */
+export function systemError(errno: number, syscall: string, path: string, resource?: string): FileLockError {
+  const name = errorName(errno);
+  if (UNSUPPORTED.has(name)) {
+    return new FileLockError(
+      `The file system does not support locking '${path}' (${syscall}: ${name}); refusing to run unlocked`,
+      { code: 'ELOCKUNSUPPORTED', errno, syscall, path, resource },
+    );
+  }
+  return new FileLockError(`${name}: ${syscall} failed on lock file '${path}'`, { code: name, errno, syscall, path, resource });
+}
+
+/** A Node fs error (open, realpath) wrapped so the message says what was being locked. */
+export function wrapFsError(error: unknown, action: string, path: string, resource?: string): unknown {
+  if (!(error instanceof Error) || typeof (error as NodeJS.ErrnoException).code !== 'string') return error;
+  const e = error as NodeJS.ErrnoException;
+  return new FileLockError(`Cannot ${action} '${path}': ${e.message}`, {
+    code: e.code!,
+    errno: e.errno,
+    syscall: e.syscall,
+    path,
+    resource,
+    cause: error,
+  });
+}
+
+function errorName(errno: number): string {
+  try {
+    return getSystemErrorName(errno);
+  } catch {
+    return `E${-errno}`;
+  }
+}

@@ -1,0 +1,79 @@
+import { realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+
+import { wrapFsError } from './errors.js';
+import { fileRef, native, type FileRef } from './native.js';
+
+/**
+ * Where the lock for a resource lives: `<canonical path>.lock`, canonical
+ * meaning symlinks resolved, so that processes reaching one file through
+ * different links share one lock. A resource that does not exist yet resolves
+ * through its parent directory: `<realpath(parent)>/<name>.lock`.
+ *
+ * realpath(3) costs as much as the whole lock cycle, so each resolution is
+ * cached with the identity (dev, ino) of the file or directory it went
+ * through, and a later call revalidates it with one stat(2): a re-pointed
+ * symlink, a replaced file or a vanished one changes the identity and the
+ * path resolves afresh. (One file moved to a new place while still reachable
+ * at the old path keeps its old lock path in this process.)
+ */
+interface Resolved {
+  readonly lockPath: string;
+  /** The path whose identity was recorded: the resource, or its parent while it is missing. */
+  readonly probe: FileRef;
+  /** The resource did not exist: it must still be missing for the cache to hold. */
+  readonly missing: FileRef | undefined;
+}
+
+const cache = new Map<string, Resolved>();
+const CACHE_LIMIT = 1024;
+
+export function lockPathFor(resource: string, lockfilePath: string | undefined): string {
+  const key = lockfilePath === undefined ? resource : lockfilePath;
+  const absolute = isAbsolute(key) ? key : resolve(key);
+  const cached = cache.get(absolute);
+  if (cached !== undefined && stillValid(cached)) return cached.lockPath;
+  const resolved = lockfilePath === undefined ? resolveResource(absolute, resource) : resolveLockfile(absolute, resource);
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+  cache.set(absolute, resolved);
+  return resolved.lockPath;
+}
+
+function stillValid(entry: Resolved): boolean {
+  if (entry.missing !== undefined && native.recordPath(entry.missing) === 0) return false;
+  return native.samePath(entry.probe) === 1;
+}
+
+function resolveResource(absolute: string, resource: string): Resolved {
+  const probe = fileRef(absolute);
+  if (native.recordPath(probe) === 0) {
+    try {
+      return { lockPath: realpathSync.native(absolute) + '.lock', probe, missing: undefined };
+    } catch (error) {
+      // Vanished between the two calls: resolve it as missing below.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapFsError(error, 'resolve', absolute, resource);
+    }
+  }
+  // The resource may be created later, under the lock: resolve its parent.
+  const parent = realParent(absolute, resource);
+  return { lockPath: join(parent.path, basename(absolute) + '.lock'), probe: parent.probe, missing: fileRef(absolute) };
+}
+
+function resolveLockfile(absolute: string, resource: string): Resolved {
+  // The lock file itself is never followed (it is opened with O_NOFOLLOW):
+  // only its directory is resolved.
+  const { path, probe } = realParent(absolute, resource);
+  return { lockPath: join(path, basename(absolute)), probe, missing: undefined };
+}
+
+function realParent(absolute: string, resource: string): { path: string; probe: FileRef } {
+  const parent = dirname(absolute);
+  try {
+    const probe = fileRef(parent);
+    const path = realpathSync.native(parent);
+    if (native.recordPath(probe) !== 0) throw Object.assign(new Error('the directory vanished while it was resolved'), { code: 'ENOENT' });
+    return { path, probe };
+  } catch (error) {
+    throw wrapFsError(error, 'resolve the directory of', absolute, resource);
+  }
+}
