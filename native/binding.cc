@@ -1,112 +1,211 @@
-// Argument and result conversion only; the platform files do the work.
-// Every function returns a number: 0 / kBusy / kReplaced on success, a
-// negative libuv error number on failure. JavaScript turns those into coded
-// errors that name the path, which this layer does not know.
+// Argument and result conversion, and the threads that wait. The registry
+// and the platform files do the locking.
 //
-// Paths arrive as "file refs": a Uint8Array holding the file's identity in
-// bytes 0-15 (dev, ino; written by recordFd / recordPath) followed by the
-// NUL-terminated UTF-8 path. JavaScript encodes each path once, so the calls
-// on every lock and unlock convert no strings.
+// Results are numbers: ACQUIRED 0, BUSY 1, CANCELLED 3, or a negative libuv
+// error number whose system call lastSyscall(slot) names. JavaScript turns
+// those into coded errors naming the path.
+//
+// A wait runs on a dedicated std::thread, never on the libuv pool (a wait
+// there would stall the process's fs I/O), and reports through a
+// thread-safe function, one per Node environment (main thread or worker).
 #include <napi.h>
 #include <uv.h>  // UV_E* error numbers only; no libuv function is called.
 
+#include <chrono>
 #include <cstring>
+#include <memory>
+#include <thread>
+#include <unordered_map>
 
 #include "lock.h"
+#include "registry.h"
 
 namespace {
 
-// The lock was taken but the path no longer names the locked file (deleted
-// or replaced since it was opened); the lock has been given back.
-constexpr int kReplaced = 2;
-constexpr size_t kIdBytes = 16;
+using nfl::Registry;
+using nfl::Slot;
+
+struct Waiter {
+  uint32_t id = 0;
+  std::shared_ptr<Slot> slot;
+  const void* owner = nullptr;
+  bool exclusive = true;
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> done{false};
+  int result = 0;
+  std::thread thread;
+};
+
+// Per Node environment: its waits and the function that reports them.
+struct EnvState {
+  Napi::ThreadSafeFunction report;
+  Napi::FunctionReference on_done;
+  std::unordered_map<uint32_t, std::shared_ptr<Waiter>> waits;
+  uint32_t next_id = 1;
+};
+
+EnvState* State(Napi::Env env) { return env.GetInstanceData<EnvState>(); }
+
+std::shared_ptr<Slot>& SlotArg(const Napi::Value& value) { return *value.As<Napi::External<std::shared_ptr<Slot>>>().Data(); }
+
+Napi::Value Number(Napi::Env env, int value) { return Napi::Number::New(env, value); }
+
+// slot(lockPath): the process-wide slot for a canonical lock path.
+Napi::Value GetSlot(const Napi::CallbackInfo& info) {
+  auto* slot = new std::shared_ptr<Slot>(Registry::instance().slot(info[0].As<Napi::String>().Utf8Value()));
+  return Napi::External<std::shared_ptr<Slot>>::New(info.Env(), slot,
+                                                    [](Napi::Env, std::shared_ptr<Slot>* s) { delete s; });
+}
+
+// acquire(slot): one attempt, never waits.
+Napi::Value Acquire(const Napi::CallbackInfo& info) {
+  Slot& slot = *SlotArg(info[0]);
+  return Number(info.Env(), Registry::instance().try_acquire(slot, State(info.Env()), true));
+}
+
+// release(slot)
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  return Number(info.Env(), Registry::instance().release(*SlotArg(info[0])));
+}
+
+// lastSyscall(slot): the call that failed last on this slot.
+Napi::Value LastSyscall(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), SlotArg(info[0])->failed_syscall);
+}
+
+void Finish(EnvState* state, const std::shared_ptr<Waiter>& w) {
+  if (w->thread.joinable()) w->thread.join();
+  state->waits.erase(w->id);
+  if (state->waits.empty()) state->report.Unref(Napi::Env(state->on_done.Env()));
+}
+
+// Runs on the JavaScript thread for each finished wait.
+void Report(Napi::Env env, Napi::Function, std::shared_ptr<Waiter>* data) {
+  std::unique_ptr<std::shared_ptr<Waiter>> owned(data);
+  std::shared_ptr<Waiter> w = *owned;
+  EnvState* state = State(env);
+  auto it = state->waits.find(w->id);
+  if (it == state->waits.end() || it->second != w) return;  // cancelled meanwhile
+  Finish(state, w);
+  state->on_done.Call({Napi::Number::New(env, w->id), Napi::Number::New(env, w->result)});
+}
+
+// onWaitDone(fn): fn(id, result) is called when a wait started here ends.
+Napi::Value OnWaitDone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = State(env);
+  if (!state->on_done.IsEmpty()) return env.Undefined();
+  state->on_done = Napi::Persistent(info[0].As<Napi::Function>());
+  state->report = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "native-file-lock wait", 0, 1);
+  // Referenced only while a wait is pending, like a timer would be.
+  state->report.Unref(env);
+  return env.Undefined();
+}
+
+// startWait(slot): waits on a new thread; returns the wait's id.
+Napi::Value StartWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = State(env);
+  auto w = std::make_shared<Waiter>();
+  w->id = state->next_id++;
+  w->slot = SlotArg(info[0]);
+  w->owner = state;
+  if (state->waits.empty()) state->report.Ref(env);
+  state->waits[w->id] = w;
+  Napi::ThreadSafeFunction report = state->report;
+  w->thread = std::thread([w, report]() mutable {
+    w->result = Registry::instance().wait_acquire(*w->slot, w->owner, w->exclusive, w->cancelled);
+    auto* data = new std::shared_ptr<Waiter>(w);
+    if (report.NonBlockingCall(data, Report) != napi_ok) delete data;
+    w->done.store(true);
+  });
+  return Napi::Number::New(env, w->id);
+}
+
+// Stops a wait and makes sure it holds nothing afterwards.
+void Cancel(EnvState* state, const std::shared_ptr<Waiter>& w) {
+  w->cancelled.store(true);
+  Registry::instance().wake_waiters(*w->slot);
+  // Repeat: the first interrupt may land just before the thread blocks.
+  while (!w->done.load()) {
+    nfl::interrupt_wait(w->thread.native_handle());
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  // It may have acquired just before it saw the cancellation.
+  if (w->result == nfl::kAcquired) Registry::instance().release(*w->slot);
+  Finish(state, w);
+}
+
+// cancelWait(id): nothing is held afterwards; a report for it never comes.
+Napi::Value CancelWait(const Napi::CallbackInfo& info) {
+  EnvState* state = State(info.Env());
+  auto it = state->waits.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != state->waits.end()) Cancel(state, std::shared_ptr<Waiter>(it->second));
+  return info.Env().Undefined();
+}
+
+// closeIdle(ms)
+Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
+  Registry::instance().close_idle(std::chrono::milliseconds(info[0].As<Napi::Number>().Int64Value()));
+  return info.Env().Undefined();
+}
+
+// --- resource identities, for the canonical-path cache -----------------------
+//
+// A "file ref" is a Uint8Array holding a file's identity in bytes 0-15
+// (dev, ino) followed by the NUL-terminated UTF-8 path, encoded once in
+// JavaScript so that these calls convert no strings.
 
 struct FileRef {
   explicit FileRef(const Napi::Value& value) {
-    Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
-    data = bytes.Data();
-    path = reinterpret_cast<const char*>(data + kIdBytes);
-  }
-  nfl::FileId id() const {
-    nfl::FileId id;
-    std::memcpy(&id.dev, data, 8);
-    std::memcpy(&id.ino, data + 8, 8);
-    return id;
-  }
-  void set_id(const nfl::FileId& id) {
-    std::memcpy(data, &id.dev, 8);
-    std::memcpy(data + 8, &id.ino, 8);
+    data = value.As<Napi::Uint8Array>().Data();
+    path = reinterpret_cast<const char*>(data + 16);
   }
   uint8_t* data;
   const char* path;
 };
-
-bool Same(const nfl::FileId& a, const nfl::FileId& b) { return a.dev == b.dev && a.ino == b.ino; }
-
-Napi::Value Result(const Napi::CallbackInfo& info, int value) { return Napi::Number::New(info.Env(), value); }
-
-int Fd(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Int32Value(); }
-
-// tryLock(fd, exclusive)
-Napi::Value TryLock(const Napi::CallbackInfo& info) {
-  return Result(info, nfl::try_lock(Fd(info), info[1].As<Napi::Boolean>().Value()));
-}
-
-// tryLockAt(fd, exclusive, ref): one attempt, then a check that ref's path
-// still names the file fd was opened on. A lock on a file that was deleted or
-// replaced excludes nobody, so it is given back.
-Napi::Value TryLockAt(const Napi::CallbackInfo& info) {
-  int fd = Fd(info);
-  int r = nfl::try_lock(fd, info[1].As<Napi::Boolean>().Value());
-  if (r != nfl::kAcquired) return Result(info, r);
-  FileRef ref(info[2]);
-  nfl::FileId now;
-  int s = nfl::path_id(ref.path, &now);
-  if (s == 0 && Same(now, ref.id())) return Result(info, nfl::kAcquired);
-  nfl::unlock(fd);
-  return Result(info, s == 0 || s == UV_ENOENT ? kReplaced : s);
-}
-
-// unlock(fd)
-Napi::Value Unlock(const Napi::CallbackInfo& info) { return Result(info, nfl::unlock(Fd(info))); }
-
-// recordFd(fd, ref): stores the identity of the open file in ref.
-Napi::Value RecordFd(const Napi::CallbackInfo& info) {
-  FileRef ref(info[1]);
-  nfl::FileId id;
-  int r = nfl::fd_id(Fd(info), &id);
-  if (r == 0) ref.set_id(id);
-  return Result(info, r);
-}
 
 // recordPath(ref): stores the identity of what ref's path names now.
 Napi::Value RecordPath(const Napi::CallbackInfo& info) {
   FileRef ref(info[0]);
   nfl::FileId id;
   int r = nfl::path_id(ref.path, &id);
-  if (r == 0) ref.set_id(id);
-  return Result(info, r);
+  if (r == 0) {
+    std::memcpy(ref.data, &id.dev, 8);
+    std::memcpy(ref.data + 8, &id.ino, 8);
+  }
+  return Number(info.Env(), r);
 }
 
-// samePath(ref): 1 if ref's path still names the recorded file, 0 if it
-// names another file or nothing, < 0 on any other error.
+// samePath(ref): 1 if ref's path still names the recorded file, else 0.
 Napi::Value SamePath(const Napi::CallbackInfo& info) {
   FileRef ref(info[0]);
-  nfl::FileId now;
-  int r = nfl::path_id(ref.path, &now);
-  if (r == UV_ENOENT || r == UV_ENOTDIR) return Result(info, 0);
-  if (r != 0) return Result(info, r);
-  return Result(info, Same(now, ref.id()) ? 1 : 0);
+  nfl::FileId id;
+  if (nfl::path_id(ref.path, &id) != 0) return Number(info.Env(), 0);
+  return Number(info.Env(), std::memcmp(ref.data, &id.dev, 8) == 0 && std::memcmp(ref.data + 8, &id.ino, 8) == 0);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports["tryLock"] = Napi::Function::New(env, TryLock, "tryLock");
-  exports["tryLockAt"] = Napi::Function::New(env, TryLockAt, "tryLockAt");
-  exports["unlock"] = Napi::Function::New(env, Unlock, "unlock");
-  exports["recordFd"] = Napi::Function::New(env, RecordFd, "recordFd");
+  env.SetInstanceData(new EnvState());
+  // A worker_thread that ends while waiting or holding must not leave a
+  // thread blocked or a lock held for the rest of the process.
+  env.AddCleanupHook([env]() {
+    EnvState* state = State(env);
+    while (!state->waits.empty()) Cancel(state, std::shared_ptr<Waiter>(state->waits.begin()->second));
+    Registry::instance().release_all(state);
+    if (!state->on_done.IsEmpty()) state->report.Release();
+  });
+  exports["slot"] = Napi::Function::New(env, GetSlot, "slot");
+  exports["acquire"] = Napi::Function::New(env, Acquire, "acquire");
+  exports["release"] = Napi::Function::New(env, Release, "release");
+  exports["lastSyscall"] = Napi::Function::New(env, LastSyscall, "lastSyscall");
+  exports["onWaitDone"] = Napi::Function::New(env, OnWaitDone, "onWaitDone");
+  exports["startWait"] = Napi::Function::New(env, StartWait, "startWait");
+  exports["cancelWait"] = Napi::Function::New(env, CancelWait, "cancelWait");
+  exports["closeIdle"] = Napi::Function::New(env, CloseIdle, "closeIdle");
   exports["recordPath"] = Napi::Function::New(env, RecordPath, "recordPath");
   exports["samePath"] = Napi::Function::New(env, SamePath, "samePath");
-  exports["lockSyscall"] = Napi::String::New(env, nfl::kLockSyscall);
+  exports["lockKind"] = Napi::String::New(env, nfl::lock_kind());
   exports["unlockSyscall"] = Napi::String::New(env, nfl::kUnlockSyscall);
   return exports;
 }

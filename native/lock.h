@@ -1,34 +1,61 @@
-// The internal contract between the binding and one file per platform.
-// Everything here is one system call deep: no retries, no waiting, no policy.
+// The contract between the process-wide registry and one file per platform.
+// Every function here is one system call deep (or one blocking wait): no
+// retries, no policy.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <thread>
 
 namespace nfl {
 
-// Results of try_lock. Errors are negative libuv-style numbers (-errno on
-// POSIX, uv_translate_sys_error() on Windows) so that JavaScript can name them
-// with util.getSystemErrorName().
+// An open lock file: a descriptor on POSIX, a HANDLE on Windows.
+using Handle = intptr_t;
+constexpr Handle kNoHandle = -1;
+
+// Results of try_lock and wait_lock. Errors are negative libuv-style numbers
+// (-errno on POSIX, uv_translate_sys_error() on Windows) so that JavaScript
+// can name them with util.getSystemErrorName().
 constexpr int kAcquired = 0;
 constexpr int kBusy = 1;
+constexpr int kCancelled = 3;
 
-// One non-blocking attempt to lock the whole file behind fd.
-int try_lock(int fd, bool exclusive);
+// Opens (creating if missing, mode 0666 & ~umask) the lock file at path
+// without following a symlink there, close-on-exec. Falls back to a
+// read-only open when the file exists but may not be written. Refuses
+// anything but a regular file. On failure *syscall names the failed call.
+int open_lock_file(const char* utf8_path, Handle* out, const char** syscall);
+void close_lock_file(Handle h);
 
-// Drops the lock taken through fd. Unlocking an unlocked file is not an error.
-int unlock(int fd);
+// One non-blocking attempt to lock the whole file.
+int try_lock(Handle h, bool exclusive);
+// Drops the lock taken through h. Unlocking an unlocked file is not an error.
+int unlock(Handle h);
 
-// Identity of an open file or of what a path names now (symlinks followed):
-// two ids with equal dev and ino are the same file.
+// Blocks the calling (dedicated, never libuv) thread until the lock is
+// taken, an error occurs, or cancelled is set and interrupt_wait() has been
+// called for this thread: then returns kCancelled.
+int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled);
+// Makes wait_lock on thread t notice cancellation soon. May be called
+// repeatedly; harmless after the wait ended.
+void interrupt_wait(std::thread::native_handle_type t);
+
+// Identity of an open file or of what a path names now (symlinks
+// followed): equal dev and ino mean the same file.
 struct FileId {
   uint64_t dev;
   uint64_t ino;
 };
-int fd_id(int fd, FileId* out);
+int file_id(Handle h, FileId* out);
 int path_id(const char* utf8_path, FileId* out);
 
 // The system call names that errors from this platform carry.
 extern const char* const kLockSyscall;
 extern const char* const kUnlockSyscall;
+extern const char* const kStatSyscall;
+
+// "flock" or "fcntl" on POSIX (fcntl record locks are a test-only mode that
+// reproduces how NFS emulates flock), "LockFileEx" on Windows.
+const char* lock_kind();
 
 }  // namespace nfl

@@ -1,43 +1,173 @@
 // POSIX: flock(2). The lock belongs to the open file description, so two
 // descriptors opened separately conflict even inside one process, and the
 // kernel drops the lock when the last descriptor sharing it is closed.
+//
+// NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl (read once at load) switches to
+// POSIX record locks, which is how Linux emulates flock on NFS: they belong
+// to the process and are dropped when ANY descriptor of the file is closed.
+// The registry never closes a descriptor while the lock is held, so the
+// library must stay correct under those semantics; tests use this mode to
+// prove it.
 #include "lock.h"
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <mutex>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>  // UV_E* error numbers only; no libuv function is called.
 
 namespace nfl {
 
-const char* const kLockSyscall = "flock";
-const char* const kUnlockSyscall = "flock";
+namespace {
 
-static int flock_retrying(int fd, int op) {
-  int r;
-  do {
-    r = flock(fd, op);
-  } while (r == -1 && errno == EINTR);
-  return r == -1 ? -errno : 0;
+const bool kRecordLocks = [] {
+  const char* kind = std::getenv("NATIVE_FILE_LOCK_TEST_LOCK_KIND");
+  return kind != nullptr && std::strcmp(kind, "fcntl") == 0;
+}();
+
+// Interrupts a wait blocked in flock/F_SETLKW: a signal whose handler does
+// nothing and is installed without SA_RESTART makes the call fail with EINTR.
+// A real-time signal nobody in Node uses; SIGURG where there are none.
+#ifdef SIGRTMIN
+int wake_signal() { return SIGRTMIN + 3; }
+#else
+int wake_signal() { return SIGURG; }
+#endif
+
+void on_wake_signal(int) {}
+
+// Installs the handler once, and only over the default disposition: if the
+// application handles that signal itself, waits poll instead.
+bool wake_signal_ready() {
+  static std::once_flag once;
+  static bool ready = false;
+  std::call_once(once, [] {
+    struct sigaction old;
+    if (sigaction(wake_signal(), nullptr, &old) != 0) return;
+    if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) return;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_wake_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: the blocked call must return EINTR
+    ready = sigaction(wake_signal(), &sa, nullptr) == 0;
+  });
+  return ready;
 }
 
-int try_lock(int fd, bool exclusive) {
-  int r = flock_retrying(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
-  // EWOULDBLOCK is the documented contention result; some systems that
-  // emulate flock with fcntl report EAGAIN or EACCES instead.
+int record_lock(int fd, short type, bool wait) {
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;  // l_start 0, l_len 0: the whole file, however long
+  return fcntl(fd, wait ? F_SETLKW : F_SETLK, &fl) == 0 ? 0 : -errno;
+}
+
+// One lock call, not retried on EINTR (the blocking wait relies on that).
+int lock_once(Handle h, bool exclusive, bool wait) {
+  int fd = static_cast<int>(h);
+  if (kRecordLocks) return record_lock(fd, exclusive ? F_WRLCK : F_RDLCK, wait);
+  int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+  return flock(fd, op) == 0 ? 0 : -errno;
+}
+
+int open_flags(int access) { return access | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK; }
+
+}  // namespace
+
+const char* const kLockSyscall = kRecordLocks ? "fcntl" : "flock";
+const char* const kUnlockSyscall = kLockSyscall;
+const char* const kStatSyscall = "stat";
+
+const char* lock_kind() { return kLockSyscall; }
+
+int open_lock_file(const char* path, Handle* out, const char** syscall) {
+  *syscall = "open";
+  // O_NONBLOCK: a FIFO planted at the lock path must not hang the open.
+  int fd = open(path, open_flags(O_RDWR | O_CREAT), 0666);
+  if (fd < 0) {
+    int err = errno;
+    // A lock file that exists on a read-only file system, or that we may
+    // not write, can still be locked through a read-only descriptor.
+    if (err == EROFS || err == EACCES || err == EPERM) fd = open(path, open_flags(O_RDONLY));
+    if (fd < 0) return -err;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    *syscall = "fstat";
+    return -err;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return S_ISDIR(st.st_mode) ? UV_EISDIR : UV_EFTYPE;
+  }
+  *out = fd;
+  return 0;
+}
+
+void close_lock_file(Handle h) { close(static_cast<int>(h)); }
+
+int try_lock(Handle h, bool exclusive) {
+  int r;
+  do {
+    r = lock_once(h, exclusive, false);
+  } while (r == -EINTR);
+  // EWOULDBLOCK is flock's contention result; fcntl answers EAGAIN or
+  // EACCES, and so do systems that emulate flock with it.
   if (r == -EWOULDBLOCK || r == -EAGAIN || r == -EACCES) return kBusy;
   return r == 0 ? kAcquired : r;
 }
 
-int unlock(int fd) { return flock_retrying(fd, LOCK_UN); }
+int unlock(Handle h) {
+  int r;
+  do {
+    r = kRecordLocks ? record_lock(static_cast<int>(h), F_UNLCK, false) : (flock(static_cast<int>(h), LOCK_UN) == 0 ? 0 : -errno);
+  } while (r == -EINTR);
+  return r;
+}
 
-static void to_id(const struct stat& st, FileId* out) {
+int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
+  if (!wake_signal_ready()) {
+    // No way to interrupt a blocked call: poll, 1 ms apart.
+    for (;;) {
+      if (cancelled.load()) return kCancelled;
+      int r = try_lock(h, exclusive);
+      if (r != kBusy) return r;
+      struct timespec ms = {0, 1000000};
+      nanosleep(&ms, nullptr);
+    }
+  }
+  for (;;) {
+    if (cancelled.load()) return kCancelled;
+    int r = lock_once(h, exclusive, true);
+    if (r == 0) return kAcquired;
+    if (r != -EINTR) return r;
+  }
+}
+
+void interrupt_wait(std::thread::native_handle_type t) {
+  if (wake_signal_ready()) pthread_kill(t, wake_signal());
+}
+
+namespace {
+void to_id(const struct stat& st, FileId* out) {
   out->dev = static_cast<uint64_t>(st.st_dev);
   out->ino = static_cast<uint64_t>(st.st_ino);
 }
+}  // namespace
 
-int fd_id(int fd, FileId* out) {
+int file_id(Handle h, FileId* out) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return -errno;
+  if (fstat(static_cast<int>(h), &st) != 0) return -errno;
   to_id(st, out);
   return 0;
 }

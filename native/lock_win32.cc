@@ -1,10 +1,10 @@
-// Windows: LockFileEx byte-range locks on the HANDLE behind a CRT descriptor
-// of Node's own C runtime (uv_get_osfhandle, not _get_osfhandle: an addon may
-// link a different CRT whose descriptor table does not know Node's fds).
+// Windows: LockFileEx byte-range locks on a HANDLE the registry opens itself.
 //
-// The locked range is fixed: offset 0, length 2^64 - 1, the whole file. Byte
-// range locks on Windows are mandatory, so other handles cannot read or write
-// the locked lock file; nothing reads it, it stays empty.
+// The locked range is fixed: offset 0, length 2^64 - 1, the whole file.
+// Byte-range locks on Windows are mandatory, so other handles cannot read
+// or write the locked lock file; nothing does, it stays empty. A lock
+// belongs to the handle (and the process): a second handle of the same
+// process is refused like another process.
 #include "lock.h"
 
 #include <uv.h>
@@ -16,57 +16,109 @@ namespace nfl {
 
 const char* const kLockSyscall = "LockFileEx";
 const char* const kUnlockSyscall = "UnlockFileEx";
+const char* const kStatSyscall = "GetFileInformationByHandle";
 
-static int last_error() { return uv_translate_sys_error(static_cast<int>(GetLastError())); }
+const char* lock_kind() { return kLockSyscall; }
 
-static HANDLE handle_of(int fd) { return reinterpret_cast<HANDLE>(uv_get_osfhandle(fd)); }
+namespace {
 
-int try_lock(int fd, bool exclusive) {
-  HANDLE h = handle_of(fd);
-  if (h == INVALID_HANDLE_VALUE) return UV_EBADF;
+int last_error() { return uv_translate_sys_error(static_cast<int>(GetLastError())); }
+
+HANDLE as_handle(Handle h) { return reinterpret_cast<HANDLE>(h); }
+
+std::wstring wide(const char* utf8) {
+  int n = MultiByteToWideChar(CP_UTF8, 0, utf8, -1, nullptr, 0);
+  if (n <= 0) return std::wstring();
+  std::wstring w(static_cast<size_t>(n), L'\0');
+  MultiByteToWideChar(CP_UTF8, 0, utf8, -1, &w[0], n);
+  w.resize(static_cast<size_t>(n - 1));
+  return w;
+}
+
+constexpr DWORD kShareAll = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+
+}  // namespace
+
+int open_lock_file(const char* utf8_path, Handle* out, const char** syscall) {
+  *syscall = "CreateFileW";
+  std::wstring path = wide(utf8_path);
+  // OPEN_REPARSE_POINT: a symlink at the lock path is opened itself, never
+  // followed, and then refused below. The handle is not inheritable.
+  DWORD flags = FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT;
+  HANDLE h = CreateFileW(path.c_str(), GENERIC_READ | GENERIC_WRITE, kShareAll, nullptr, OPEN_ALWAYS, flags, nullptr);
+  if (h == INVALID_HANDLE_VALUE) {
+    DWORD err = GetLastError();
+    DWORD attributes = GetFileAttributesW(path.c_str());
+    if (attributes != INVALID_FILE_ATTRIBUTES && (attributes & FILE_ATTRIBUTE_DIRECTORY)) return UV_EISDIR;
+    // An existing lock file we may not write can be locked read-only.
+    if (err == ERROR_ACCESS_DENIED || err == ERROR_WRITE_PROTECT) {
+      h = CreateFileW(path.c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING, flags, nullptr);
+    }
+    if (h == INVALID_HANDLE_VALUE) return uv_translate_sys_error(static_cast<int>(err));
+  }
+  BY_HANDLE_FILE_INFORMATION info;
+  if (!GetFileInformationByHandle(h, &info)) {
+    int r = last_error();
+    CloseHandle(h);
+    *syscall = kStatSyscall;
+    return r;
+  }
+  if (info.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) {
+    CloseHandle(h);
+    return (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) ? UV_ELOOP : UV_EISDIR;
+  }
+  *out = reinterpret_cast<Handle>(h);
+  return 0;
+}
+
+void close_lock_file(Handle h) { CloseHandle(as_handle(h)); }
+
+int try_lock(Handle h, bool exclusive) {
   OVERLAPPED ov = {};  // Offset 0: the start of the fixed range.
   DWORD flags = LOCKFILE_FAIL_IMMEDIATELY | (exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0);
-  if (LockFileEx(h, flags, 0, MAXDWORD, MAXDWORD, &ov)) return kAcquired;
+  if (LockFileEx(as_handle(h), flags, 0, MAXDWORD, MAXDWORD, &ov)) return kAcquired;
   DWORD err = GetLastError();
-  // ERROR_LOCK_VIOLATION is documented for FAIL_IMMEDIATELY; ERROR_IO_PENDING
-  // appears when the handle was opened for overlapped I/O.
+  // ERROR_LOCK_VIOLATION is the documented answer of FAIL_IMMEDIATELY.
   if (err == ERROR_LOCK_VIOLATION || err == ERROR_IO_PENDING) return kBusy;
   return uv_translate_sys_error(static_cast<int>(err));
 }
 
-int unlock(int fd) {
-  HANDLE h = handle_of(fd);
-  if (h == INVALID_HANDLE_VALUE) return UV_EBADF;
+int unlock(Handle h) {
   OVERLAPPED ov = {};
-  if (UnlockFileEx(h, 0, MAXDWORD, MAXDWORD, &ov)) return 0;
-  // Unlocking a range that is not locked is not an error for the caller.
+  if (UnlockFileEx(as_handle(h), 0, MAXDWORD, MAXDWORD, &ov)) return 0;
   if (GetLastError() == ERROR_NOT_LOCKED) return 0;
   return last_error();
 }
 
-static int handle_id(HANDLE h, FileId* out) {
+// A blocking LockFileEx cannot be interrupted portably (CancelSynchronousIo
+// does not reach it everywhere), so the dedicated thread polls, 1 ms apart.
+int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
+  for (;;) {
+    if (cancelled.load()) return kCancelled;
+    int r = try_lock(h, exclusive);
+    if (r != kBusy) return r;
+    Sleep(1);
+  }
+}
+
+void interrupt_wait(std::thread::native_handle_type) {}
+
+namespace {
+int handle_id(HANDLE h, FileId* out) {
   BY_HANDLE_FILE_INFORMATION info;
   if (!GetFileInformationByHandle(h, &info)) return last_error();
   out->dev = info.dwVolumeSerialNumber;
   out->ino = (static_cast<uint64_t>(info.nFileIndexHigh) << 32) | info.nFileIndexLow;
   return 0;
 }
+}  // namespace
 
-int fd_id(int fd, FileId* out) {
-  HANDLE h = handle_of(fd);
-  if (h == INVALID_HANDLE_VALUE) return UV_EBADF;
-  return handle_id(h, out);
-}
+int file_id(Handle h, FileId* out) { return handle_id(as_handle(h), out); }
 
 int path_id(const char* utf8_path, FileId* out) {
-  int n = MultiByteToWideChar(CP_UTF8, 0, utf8_path, -1, nullptr, 0);
-  if (n <= 0) return last_error();
-  std::wstring wide(static_cast<size_t>(n), L'\0');
-  MultiByteToWideChar(CP_UTF8, 0, utf8_path, -1, &wide[0], n);
   // No access rights are needed to read the file index; share everything so
   // this never disturbs another opener. BACKUP_SEMANTICS allows directories.
-  HANDLE h = CreateFileW(wide.c_str(), 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                         nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+  HANDLE h = CreateFileW(wide(utf8_path).c_str(), 0, kShareAll, nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
   if (h == INVALID_HANDLE_VALUE) return last_error();
   int r = handle_id(h, out);
   CloseHandle(h);

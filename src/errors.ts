@@ -1,4 +1,4 @@
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 
 /** Codes of the errors this library creates itself (system errors keep their own). */
 export type FileLockErrorCode = 'ELOCKTIMEOUT' | 'ELOCKUNSUPPORTED' | 'ELOCKRELEASED' | (string & {});
@@ -49,17 +49,34 @@ export class LockTimeoutError extends FileLockError {
 // FUSE and network file systems). Treating them as "busy" would wait forever,
 // treating them as "acquired" would let two holders in: fail closed instead.
 const UNSUPPORTED = new Set(['ENOLCK', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS', 'EINVAL']);
+const LOCK_CALLS = new Set(['flock', 'fcntl', 'LockFileEx', 'UnlockFileEx']);
+
+const HINTS: Record<string, string> = {
+  ELOOP: 'the lock file is a symbolic link, and lock files are never followed',
+  EISDIR: 'the lock path is a directory',
+  EFTYPE: 'the lock path is not a regular file',
+  ENOENT: 'its directory does not exist',
+  EROFS: 'read-only file system, and the lock file does not exist yet',
+  EACCES: 'permission denied',
+};
 
 /** A negative libuv error number from the addon, as an error naming the lock file. */
 export function systemError(errno: number, syscall: string, path: string, resource?: string): FileLockError {
   const name = errorName(errno);
-  if (UNSUPPORTED.has(name)) {
+  if (LOCK_CALLS.has(syscall) && UNSUPPORTED.has(name)) {
     return new FileLockError(
       `The file system does not support locking '${path}' (${syscall}: ${name}); refusing to run unlocked`,
       { code: 'ELOCKUNSUPPORTED', errno, syscall, path, resource },
     );
   }
-  return new FileLockError(`${name}: ${syscall} failed on lock file '${path}'`, { code: name, errno, syscall, path, resource });
+  const detail = HINTS[name] ?? errorMessage(errno);
+  return new FileLockError(`${name}: ${syscall} failed on lock file '${path}'${detail ? ` (${detail})` : ''}`, {
+    code: name,
+    errno,
+    syscall,
+    path,
+    resource,
+  });
 }
 
 /** A Node fs error (open, realpath) wrapped so the message says what was being locked. */
@@ -81,5 +98,13 @@ function errorName(errno: number): string {
     return getSystemErrorName(errno);
   } catch {
     return `E${-errno}`;
+  }
+}
+
+function errorMessage(errno: number): string {
+  try {
+    return getSystemErrorMap().get(errno)?.[1] ?? '';
+  } catch {
+    return '';
   }
 }

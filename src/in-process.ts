@@ -1,40 +1,33 @@
-import { fileRef, type FileRef } from './native.js';
-import { checkLimits, timeoutError, type WaitLimits } from './wait.js';
+import { native, type Slot } from './native.js';
+import { checkLimits, watchLimits, type WaitLimits } from './wait.js';
 
 /**
- * The lock inside this process for one lock file, taken before any descriptor
- * is used. It serializes this process's holders in FIFO order and hands the
- * lock from one to the next without polling, and it is why the process never
- * needs a second descriptor for a lock file: closing a descriptor (which
- * drops every POSIX record lock the process has on that file, and is how NFS
- * emulates flock) can never happen while another caller here holds the lock.
+ * This JavaScript thread's line for one lock file, in front of the
+ * process-wide slot. Callers here are served in FIFO order and handed the
+ * turn without polling; only the first of them talks to the addon, so a
+ * thread never runs more than one native wait per lock file.
  */
 export class PathLock {
   held = false;
-  /** The one open descriptor of the lock file, kept between holders; -1 if closed. */
-  fd = -1;
-  /** The lock path with the identity of fd's file, compared after each lock. */
-  readonly ref: FileRef;
-  /** Sweep generation of the last release; see the idle sweep in lock.ts. */
-  idleSince = 0;
+  readonly slot: Slot;
   private readonly waiters = new Set<Waiter>();
 
   constructor(readonly lockPath: string) {
-    this.ref = fileRef(lockPath);
+    this.slot = native.slot(lockPath);
   }
 
   get idle(): boolean {
     return !this.held && this.waiters.size === 0;
   }
 
-  /** Takes the lock at once if nobody here holds it or waits for it. */
+  /** Takes the turn at once if nobody here holds it or waits for it. */
   tryAcquire(): boolean {
     if (this.held || this.waiters.size > 0) return false;
     this.held = true;
     return true;
   }
 
-  /** Waits in line; resolves holding the lock, or rejects holding nothing. */
+  /** Waits in line; resolves holding the turn, or rejects holding nothing. */
   acquire(limits: WaitLimits): Promise<void> {
     if (this.tryAcquire()) return Promise.resolve();
     try {
@@ -43,23 +36,17 @@ export class PathLock {
       return Promise.reject(error);
     }
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { grant: resolve, fail: reject, cleanup: noop };
-      const { signal, deadline } = limits;
-      const onAbort = () => this.dropWaiter(waiter, signal!.reason);
-      const timer =
-        deadline === Infinity
-          ? undefined
-          : setTimeout(() => this.dropWaiter(waiter, timeoutError(limits)), Math.max(0, deadline - performance.now()));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      waiter.cleanup = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+      const waiter: Waiter = {
+        grant: resolve,
+        stop: watchLimits(limits, (reason) => {
+          if (this.waiters.delete(waiter)) reject(reason);
+        }),
       };
       this.waiters.add(waiter);
     });
   }
 
-  /** Passes the lock to the first waiter, or frees it. */
+  /** Passes the turn to the first waiter, or frees it. */
   release(): void {
     const next = this.waiters.values().next();
     if (next.done) {
@@ -68,21 +55,12 @@ export class PathLock {
     }
     const waiter = next.value;
     this.waiters.delete(waiter);
-    waiter.cleanup();
+    waiter.stop();
     waiter.grant();
-  }
-
-  private dropWaiter(waiter: Waiter, reason: unknown): void {
-    if (!this.waiters.delete(waiter)) return;
-    waiter.cleanup();
-    waiter.fail(reason);
   }
 }
 
 interface Waiter {
   grant(): void;
-  fail(reason: unknown): void;
-  cleanup(): void;
+  stop(): void;
 }
-
-function noop(): void {}

@@ -1,12 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 
-import { FileLockError, systemError, wrapFsError } from './errors.js';
+import { systemError } from './errors.js';
 import { PathLock } from './in-process.js';
-import { ACQUIRED, BUSY, REPLACED, native } from './native.js';
+import { ACQUIRED, BUSY, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
-import { Backoff, checkLimits, type WaitLimits } from './wait.js';
+import { waitForFile, type WaitLimits } from './wait.js';
 
 /** A held lock. Release it once; further calls do nothing. */
 export interface FileLock {
@@ -83,14 +82,15 @@ export async function tryLock(path: string, options?: LockOptions): Promise<File
 
 // --- acquisition -----------------------------------------------------------
 
-/** This process's lock per lock file; see PathLock. */
+/** This thread's line per lock file; see PathLock. */
 const registry = new Map<string, PathLock>();
 /** The innermost lock held by the running withFileLock callback, for reentrancy. */
 const context = new AsyncLocalStorage<Handle>();
 
 /**
- * In-process lock, then the file lock. Returns synchronously when neither
- * has to wait, which is the common case and the one that must be cheap.
+ * In-process line, then the process-wide slot and the file lock. Returns
+ * synchronously when nothing has to wait, which is the common case and the
+ * one that must be cheap.
  */
 function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle | undefined | Promise<Handle | undefined> {
   const resource = validatePath(pathArg, 'path');
@@ -108,21 +108,16 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
     startSweeper();
   }
   if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
-  let locked: boolean;
-  try {
-    locked = attempt(entry, resource);
-  } catch (error) {
-    entry.release();
-    throw error;
-  }
-  if (locked) return new Handle(entry, resource, false);
-  if (wait) return acquireSlowly(entry, options, resource, true);
+  const result = native.acquire(entry.slot);
+  if (result === ACQUIRED) return new Handle(entry, resource, false);
+  if (result === BUSY && wait) return acquireSlowly(entry, options, resource, true);
   entry.release();
-  return undefined;
+  if (result === BUSY) return undefined;
+  throw systemError(result, native.lastSyscall(entry.slot), lockPath, resource);
 }
 
-/** Waits in the in-process line (unless already first), then for the file lock. */
-async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: string, inLine: boolean): Promise<Handle> {
+/** Waits for the in-process turn (unless it is ours already), then for the file lock. */
+async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: string, haveTurn: boolean): Promise<Handle> {
   const started = performance.now();
   const limits: WaitLimits = {
     signal: options.signal,
@@ -130,102 +125,24 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
     started,
     lockPath: entry.lockPath,
     resource,
-    minDelay: options.minDelay,
-    maxDelay: options.maxDelay,
   };
-  if (!inLine) await entry.acquire(limits);
+  if (!haveTurn) await entry.acquire(limits);
   try {
-    let backoff: Backoff | undefined;
-    // A holder handed over in-process has not tried the file lock yet.
-    while (inLine || !attempt(entry, resource)) {
-      inLine = false;
-      checkLimits(limits);
-      await (backoff ??= new Backoff(limits)).pause();
-    }
+    // A turn handed over in-process has not tried the file lock yet.
+    const result = haveTurn ? BUSY : native.acquire(entry.slot);
+    if (result === BUSY) await waitForFile(entry.slot, limits);
+    else if (result !== ACQUIRED) throw systemError(result, native.lastSyscall(entry.slot), entry.lockPath, resource);
   } catch (error) {
     entry.release();
     throw error;
   }
   const handle = new Handle(entry, resource, false);
-  // The abort may have landed while the last attempt succeeded: give it back.
+  // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
     handle.releaseQuietly();
     throw options.signal.reason;
   }
   return handle;
-}
-
-/** One attempt at the file lock for an entry this caller holds in-process. */
-function attempt(entry: PathLock, resource: string): boolean {
-  for (let replaced = 0; replaced < 3; replaced++) {
-    if (entry.fd < 0) openLockFile(entry, resource);
-    const result = native.tryLockAt(entry.fd, true, entry.ref);
-    if (result === ACQUIRED) return true;
-    if (result === BUSY) return false;
-    if (result !== REPLACED) throw systemError(result, native.lockSyscall, entry.lockPath, resource);
-    // Deleted or replaced since we opened it: a lock on an orphan excludes
-    // nobody. Start over with whatever is at the path now.
-    closeLockFile(entry);
-  }
-  // Replaced again and again: wait like for a busy lock, then retry.
-  return false;
-}
-
-// O_CLOEXEC is added by libuv: a spawned child never inherits the lock.
-const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0);
-const OPEN_READONLY = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
-
-function openLockFile(entry: PathLock, resource: string): void {
-  const path = entry.lockPath;
-  let fd: number;
-  try {
-    // 0o666 & ~umask, like any file the user's tools create.
-    fd = openSync(path, OPEN_FLAGS, 0o666);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    // A lock file that exists on a read-only file system, or that we may not
-    // write, can still be locked through a read-only descriptor.
-    let readonly: number | undefined;
-    if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
-      try {
-        readonly = openSync(path, OPEN_READONLY);
-      } catch {
-        // Report the first failure: it names the real obstacle.
-      }
-    }
-    if (readonly === undefined) {
-      const hint = code === 'ELOOP' ? ' (the lock file is a symbolic link; lock files are never followed)' : '';
-      const wrapped = wrapFsError(error, `open lock file${hint}`, path, resource);
-      throw wrapped;
-    }
-    fd = readonly;
-  }
-  try {
-    if (!fstatSync(fd).isFile()) {
-      throw new FileLockError(`Cannot use '${path}' as a lock file: it is not a regular file`, {
-        code: fstatSync(fd).isDirectory() ? 'EISDIR' : 'EINVAL',
-        path,
-        resource,
-      });
-    }
-    const r = native.recordFd(fd, entry.ref);
-    if (r !== 0) throw systemError(r, 'fstat', path, resource);
-  } catch (error) {
-    closeSync(fd);
-    throw error;
-  }
-  entry.fd = fd;
-}
-
-function closeLockFile(entry: PathLock): void {
-  if (entry.fd < 0) return;
-  const fd = entry.fd;
-  entry.fd = -1;
-  try {
-    closeSync(fd);
-  } catch {
-    // Closing can only fail for a descriptor that is already gone.
-  }
 }
 
 function heldInContext(lockPath: string): Handle | undefined {
@@ -277,15 +194,11 @@ class Handle implements FileLock {
     this.released = true;
     if (this.nested) return;
     const entry = this.entry;
-    const result = native.unlock(entry.fd);
-    entry.idleSince = generation;
-    if (result !== 0) {
-      // Closing the only descriptor drops the lock whatever unlock said.
-      closeLockFile(entry);
-      entry.release();
-      throw systemError(result, native.unlockSyscall, entry.lockPath, this.resource);
-    }
+    // On an unlock error the addon closes the descriptor, which drops the
+    // lock anyway: the turn passes on either way.
+    const result = native.release(entry.slot);
     entry.release();
+    if (result !== 0) throw systemError(result, native.unlockSyscall, entry.lockPath, this.resource);
   }
 
   /** Release when an error is already on its way to the caller. */
@@ -293,7 +206,7 @@ class Handle implements FileLock {
     try {
       this.releaseSync();
     } catch {
-      // The caller's error matters more; the descriptor is closed either way.
+      // The caller's error matters more; the lock is dropped either way.
     }
   }
 }
@@ -301,10 +214,10 @@ class Handle implements FileLock {
 // --- idle descriptors --------------------------------------------------------
 
 // A lock file's descriptor stays open between holders (reopening costs more
-// than the lock itself) and is closed once it has been idle for a full sweep
-// interval. The timer is unref'd: it never keeps the process alive.
+// than the lock itself). Once a second, descriptors idle for a full second
+// are closed and idle lines forgotten. The timer is unref'd: it never keeps
+// the process alive.
 const SWEEP_MS = 1000;
-let generation = 0;
 let sweeper: ReturnType<typeof setInterval> | undefined;
 
 function startSweeper(): void {
@@ -314,13 +227,10 @@ function startSweeper(): void {
 }
 
 function sweep(): void {
-  generation++;
   for (const [lockPath, entry] of registry) {
-    if (entry.idle && entry.idleSince < generation - 1) {
-      closeLockFile(entry);
-      registry.delete(lockPath);
-    }
+    if (entry.idle) registry.delete(lockPath);
   }
+  native.closeIdle(SWEEP_MS);
   if (registry.size === 0 && sweeper !== undefined) {
     clearInterval(sweeper);
     sweeper = undefined;

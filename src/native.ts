@@ -1,9 +1,11 @@
 import binding from './binding.cjs';
 
+/** A process-wide registry slot for one lock file (see native/registry.h). */
+export type Slot = object & { readonly __slot: true };
+
 /**
  * A path encoded once for the addon: the identity (dev, ino) of a file in
- * bytes 0-15, written by recordFd / recordPath, then the NUL-terminated
- * UTF-8 path. Calls that take a ref convert no strings.
+ * bytes 0-15, written by recordPath, then the NUL-terminated UTF-8 path.
  */
 export type FileRef = Uint8Array & { readonly __fileRef: true };
 
@@ -14,22 +16,30 @@ export function fileRef(path: string): FileRef {
 }
 
 /**
- * The addon's surface; see native/lock.h and native/binding.cc. Results are
- * ACQUIRED / BUSY / REPLACED / 0 / 1, or a negative libuv error number.
+ * The addon's surface (native/binding.cc). Results are ACQUIRED, BUSY,
+ * CANCELLED, or a negative libuv error number from the call lastSyscall names.
  */
 export interface Native {
-  /** One non-blocking attempt on fd. */
-  tryLock(fd: number, exclusive: boolean): number;
-  /** tryLock, then a check that ref's path still names fd's file; REPLACED (lock given back) if not. */
-  tryLockAt(fd: number, exclusive: boolean, ref: FileRef): number;
-  unlock(fd: number): number;
-  /** Records the identity of fd's file in ref. */
-  recordFd(fd: number, ref: FileRef): number;
+  slot(lockPath: string): Slot;
+  /** Claims the slot and locks the file if both are free now; never waits. */
+  acquire(slot: Slot): number;
+  /** Unlocks and frees the slot. */
+  release(slot: Slot): number;
+  lastSyscall(slot: Slot): string;
+  /** Registers fn(id, result), called on this thread when a wait ends. */
+  onWaitDone(fn: (id: number, result: number) => void): void;
+  /** Waits for the slot and the file lock on a dedicated thread; returns the wait's id. */
+  startWait(slot: Slot): number;
+  /** Ends a wait synchronously; afterwards it holds nothing and never reports. */
+  cancelWait(id: number): void;
+  /** Closes descriptors idle for at least ms. */
+  closeIdle(ms: number): void;
   /** Records the identity of what ref's path names now (symlinks followed). */
   recordPath(ref: FileRef): number;
-  /** 1 if ref's path still names the recorded file, 0 if another file or nothing. */
+  /** 1 if ref's path still names the recorded file, else 0. */
   samePath(ref: FileRef): number;
-  readonly lockSyscall: string;
+  /** 'flock', 'fcntl' (test-only mode) or 'LockFileEx'. */
+  readonly lockKind: string;
   readonly unlockSyscall: string;
 }
 
@@ -37,4 +47,4 @@ export const native = binding as Native;
 
 export const ACQUIRED = 0;
 export const BUSY = 1;
-export const REPLACED = 2;
+export const CANCELLED = 3;

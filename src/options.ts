@@ -13,22 +13,16 @@ export interface LockOptions {
    * resolved through symlinks; the file itself must not be a symlink.
    */
   lockfilePath?: string;
-  /** Shortest pause, in ms, between attempts on a lock another process holds. Default 1. */
-  minDelay?: number;
-  /** Longest pause, in ms, between attempts on a lock another process holds. Default 32. */
-  maxDelay?: number;
 }
 
 export interface ValidOptions {
   timeout: number;
   signal: AbortSignal | undefined;
   lockfilePath: string | undefined;
-  minDelay: number;
-  maxDelay: number;
 }
 
-const KNOWN = new Set(['timeout', 'signal', 'lockfilePath', 'minDelay', 'maxDelay']);
-const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined, minDelay: 1, maxDelay: 32 };
+const KNOWN = new Set(['timeout', 'signal', 'lockfilePath']);
+const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined };
 
 export function validatePath(value: unknown, name: string): string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`);
@@ -45,25 +39,18 @@ export function validateOptions(options: unknown): ValidOptions {
   }
   const o = options as LockOptions;
   const result: ValidOptions = { ...DEFAULTS };
-  if (o.timeout !== undefined) result.timeout = duration(o.timeout, 'options.timeout', true);
+  if (o.timeout !== undefined) result.timeout = duration(o.timeout, 'options.timeout');
   if (o.signal !== undefined) {
     if (!isAbortSignal(o.signal)) throw new TypeError(`options.signal must be an AbortSignal, got ${describe(o.signal)}`);
     result.signal = o.signal;
   }
   if (o.lockfilePath !== undefined) result.lockfilePath = validatePath(o.lockfilePath, 'options.lockfilePath');
-  if (o.minDelay !== undefined) result.minDelay = duration(o.minDelay, 'options.minDelay', false);
-  if (o.maxDelay !== undefined) result.maxDelay = duration(o.maxDelay, 'options.maxDelay', false);
-  if (result.minDelay > result.maxDelay) {
-    throw new RangeError(`options.minDelay (${result.minDelay}) must not exceed options.maxDelay (${result.maxDelay})`);
-  }
   return result;
 }
 
-function duration(value: unknown, name: string, infiniteAllowed: boolean): number {
+function duration(value: unknown, name: string): number {
   if (typeof value !== 'number') throw new TypeError(`${name} must be a number of milliseconds, got ${describe(value)}`);
-  if (Number.isNaN(value) || value < 0 || (!infiniteAllowed && !Number.isFinite(value))) {
-    throw new RangeError(`${name} must be ${infiniteAllowed ? 'a non-negative number or Infinity' : 'a finite non-negative number'}, got ${value}`);
-  }
+  if (Number.isNaN(value) || value < 0) throw new RangeError(`${name} must be a non-negative number or Infinity, got ${value}`);
   return value;
 }
 

@@ -1,4 +1,5 @@
-import { LockTimeoutError } from './errors.js';
+import { LockTimeoutError, systemError } from './errors.js';
+import { ACQUIRED, native, type Slot } from './native.js';
 
 /** The caller's limits on one acquisition, shared by every wait it goes through. */
 export interface WaitLimits {
@@ -8,8 +9,6 @@ export interface WaitLimits {
   readonly started: number;
   readonly lockPath: string;
   readonly resource: string;
-  readonly minDelay: number;
-  readonly maxDelay: number;
 }
 
 export function timeoutError(limits: WaitLimits): LockTimeoutError {
@@ -23,30 +22,63 @@ export function checkLimits(limits: WaitLimits): void {
 }
 
 /**
- * Pauses between attempts on a lock another process holds. The pause grows
- * exponentially from minDelay to maxDelay with full jitter, so waiters that
- * lost together do not retry together; it never outlasts the deadline and
- * ends at once, rejecting with signal.reason, when the signal aborts.
+ * Calls onExpire once when the deadline passes or the signal aborts, with
+ * the error to reject with; returns the function that stops watching.
  */
-export class Backoff {
-  private attempt = 0;
-
-  constructor(private readonly limits: WaitLimits) {}
-
-  pause(): Promise<void> {
-    const { signal, deadline, minDelay, maxDelay } = this.limits;
-    const ceiling = Math.min(maxDelay, minDelay * 2 ** Math.min(this.attempt++, 30));
-    const delay = Math.min(minDelay + Math.random() * (ceiling - minDelay), Math.max(0, deadline - performance.now()));
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal!.reason);
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, delay);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+export function watchLimits(limits: WaitLimits, onExpire: (reason: unknown) => void): () => void {
+  const { signal, deadline } = limits;
+  const onAbort = () => {
+    stop();
+    onExpire(signal!.reason);
+  };
+  const timer =
+    deadline === Infinity
+      ? undefined
+      : setTimeout(() => {
+          stop();
+          onExpire(timeoutError(limits));
+        }, Math.max(0, deadline - performance.now()));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  function stop(): void {
+    if (timer !== undefined) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
+  return stop;
 }
+
+/**
+ * Waits for a lock held by another thread or process. The addon blocks a
+ * dedicated thread in flock(2) (LockFileEx polling on Windows), so the
+ * kernel wakes this waiter the moment the holder unlocks: no polling
+ * interval to miss the lock by, and no libuv pool thread taken from fs I/O.
+ * A timeout or abort cancels the thread at once; nothing stays held.
+ */
+export function waitForFile(slot: Slot, limits: WaitLimits): Promise<void> {
+  try {
+    checkLimits(limits);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return new Promise<void>((resolve, reject) => {
+    const id = native.startWait(slot);
+    const stop = watchLimits(limits, (reason) => {
+      waits.delete(id);
+      native.cancelWait(id);
+      reject(reason);
+    });
+    waits.set(id, (result) => {
+      stop();
+      if (result === ACQUIRED) resolve();
+      else reject(systemError(result, native.lastSyscall(slot), limits.lockPath, limits.resource));
+    });
+  });
+}
+
+const waits = new Map<number, (result: number) => void>();
+
+native.onWaitDone((id, result) => {
+  const settle = waits.get(id);
+  if (settle === undefined) return;
+  waits.delete(id);
+  settle(result);
+});

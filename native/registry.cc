@@ -1,0 +1,149 @@
+#include "registry.h"
+
+#include <thread>
+#include <vector>
+
+namespace nfl {
+
+namespace {
+bool same_file(const FileId& a, const FileId& b) { return a.dev == b.dev && a.ino == b.ino; }
+}  // namespace
+
+Registry& Registry::instance() {
+  // Never destroyed: worker threads may still use it while the process exits.
+  static Registry* registry = new Registry();
+  return *registry;
+}
+
+std::shared_ptr<Slot> Registry::slot(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& entry = slots_[path];
+  if (!entry) entry = std::make_shared<Slot>(path);
+  return entry;
+}
+
+int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    if (s.handle == kNoHandle) {
+      const char* syscall = "";
+      Handle h;
+      int r = open_lock_file(s.path.c_str(), &h, &syscall);
+      if (r == 0) {
+        r = file_id(h, &s.id);
+        syscall = kStatSyscall;
+        if (r != 0) close_lock_file(h);
+      }
+      if (r != 0) {
+        s.failed_syscall = syscall;
+        return r;
+      }
+      s.handle = h;
+    }
+    int r = cancelled ? wait_lock(s.handle, exclusive, *cancelled) : try_lock(s.handle, exclusive);
+    if (r != kAcquired) {
+      if (r < 0) s.failed_syscall = kLockSyscall;
+      return r;
+    }
+    FileId now;
+    if (path_id(s.path.c_str(), &now) == 0 && same_file(now, s.id)) return kAcquired;
+    // Deleted or replaced since it was opened: a lock on an orphan excludes
+    // nobody. Start over with whatever is at the path now; if the path is
+    // unusable, the open reports why.
+    unlock(s.handle);
+    close_lock_file(s.handle);
+    s.handle = kNoHandle;
+  }
+  return kBusy;  // Replaced again and again: the caller waits and retries.
+}
+
+void Registry::unclaim(Slot& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  s.claimed = false;
+  s.owner = nullptr;
+  s.idle_since = std::chrono::steady_clock::now();
+  // All, not one: a woken waiter may have been cancelled and leave.
+  s.freed.notify_all();
+}
+
+int Registry::try_acquire(Slot& s, const void* owner, bool exclusive) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (s.claimed) return kBusy;
+    s.claimed = true;
+    s.owner = owner;
+  }
+  int r = lock_claimed(s, exclusive, nullptr);
+  if (r != kAcquired) unclaim(s);
+  return r;
+}
+
+int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled) {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      s.waiting++;
+      s.freed.wait(lock, [&] { return !s.claimed || cancelled.load(); });
+      s.waiting--;
+      if (cancelled.load()) return kCancelled;
+      s.claimed = true;
+      s.owner = owner;
+    }
+    int r = lock_claimed(s, exclusive, &cancelled);
+    if (r == kAcquired) {
+      if (!cancelled.load()) return kAcquired;
+      release(s);
+      return kCancelled;
+    }
+    unclaim(s);
+    if (r != kBusy) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void Registry::wake_waiters(Slot& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  s.freed.notify_all();
+}
+
+int Registry::release(Slot& s) {
+  int r = unlock(s.handle);
+  if (r != 0) {
+    close_lock_file(s.handle);
+    s.handle = kNoHandle;
+    s.failed_syscall = kUnlockSyscall;
+  }
+  unclaim(s);
+  return r;
+}
+
+void Registry::release_all(const void* owner) {
+  std::vector<std::shared_ptr<Slot>> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& entry : slots_) {
+      if (entry.second->claimed && entry.second->owner == owner) held.push_back(entry.second);
+    }
+  }
+  for (auto& s : held) release(*s);
+}
+
+void Registry::close_idle(std::chrono::milliseconds idle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    Slot& s = *it->second;
+    bool unused = !s.claimed && s.waiting == 0;
+    if (unused && s.handle != kNoHandle && now - s.idle_since >= idle) {
+      close_lock_file(s.handle);
+      s.handle = kNoHandle;
+    }
+    // Only the table refers to it: nobody can be about to claim it.
+    if (unused && s.handle == kNoHandle && it->second.use_count() == 1) {
+      it = slots_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace nfl

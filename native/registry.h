@@ -1,0 +1,72 @@
+// The process-wide table of lock files, shared by every worker_thread.
+//
+// One slot per canonical lock path holds the process's only descriptor of
+// that file and a claim: whoever holds the claim is the one caller in the
+// process allowed to lock, unlock, open or close that descriptor. Because a
+// descriptor is closed only by the claim holder or while nobody holds the
+// claim, closing can never drop a lock another caller here holds, even under
+// POSIX record-lock semantics (NFS), where any close drops the process's lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "lock.h"
+
+namespace nfl {
+
+struct Slot {
+  explicit Slot(std::string p) : path(std::move(p)) {}
+  const std::string path;
+
+  // Guarded by the registry mutex.
+  bool claimed = false;
+  const void* owner = nullptr;
+  int waiting = 0;
+  std::chrono::steady_clock::time_point idle_since;
+  std::condition_variable freed;
+
+  // Used only by the claim holder, or under the mutex while unclaimed.
+  Handle handle = kNoHandle;
+  FileId id{};
+  const char* failed_syscall = "";
+};
+
+class Registry {
+ public:
+  static Registry& instance();
+
+  std::shared_ptr<Slot> slot(const std::string& path);
+
+  // Claims the slot and takes the file lock without waiting: kAcquired,
+  // kBusy (claimed here or locked elsewhere), or an error (failed_syscall
+  // says which call).
+  int try_acquire(Slot& s, const void* owner, bool exclusive);
+  // The same, blocking the calling dedicated thread until acquired, failed
+  // or cancelled (kCancelled; nothing held).
+  int wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled);
+  // Wakes claim waiters so that a cancelled one notices.
+  void wake_waiters(Slot& s);
+  // Unlocks and gives up the claim. On an unlock error the descriptor is
+  // closed, which drops the lock anyway, and the error is returned.
+  int release(Slot& s);
+  // Releases everything owner holds (a worker_thread that ended holding).
+  void release_all(const void* owner);
+  // Closes descriptors idle (unclaimed, unwaited) for at least idle and
+  // forgets slots nobody refers to.
+  void close_idle(std::chrono::milliseconds idle);
+
+ private:
+  int lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled);
+  void unclaim(Slot& s);
+
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Slot>> slots_;
+};
+
+}  // namespace nfl
