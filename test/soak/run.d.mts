@@ -1,0 +1,50 @@
+// Types for the soak driver, so that test/soak.test.ts can import it.
+export interface SoakOptions {
+  /** Seconds of faults. */
+  duration: number;
+  /** Worker processes alive at a time. */
+  processes: number;
+  keep?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface SoakResult {
+  duration: number;
+  elapsed: number;
+  concurrent: number;
+  spawned: number;
+  kills: number;
+  holderKills: number;
+  criticalSections: number;
+  logged: number;
+  reconciled: number;
+  entered: number;
+  counter: number;
+  overlaps: number;
+  lost: number;
+  timeouts: number;
+  aborts: number;
+  busy: number;
+  errors: number;
+  leakedDescriptors: number;
+  lockFreeAfter: boolean;
+  problems: string[];
+}
+
+export interface Audit {
+  counter: number;
+  entered: number;
+  committed: number;
+  logged: number;
+  reconciled: number;
+  overlaps: number;
+  lost: number;
+  timeouts: number;
+  aborts: number;
+  busy: number;
+  errors: number;
+  problems: string[];
+}
+
+export function runSoak(options: SoakOptions): Promise<SoakResult>;
+export function auditJournals(dir: string, instances: Map<number, { killedAt?: number }>, counterText: string): Audit;
