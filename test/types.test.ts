@@ -1,0 +1,46 @@
+import { describe, expect, expectTypeOf, it } from 'vitest';
+
+import {
+  FileLockError,
+  LockTimeoutError,
+  lock,
+  tryLock,
+  withFileLock,
+  type FileLock,
+  type LockOptions,
+} from 'native-file-lock';
+
+// These assertions are checked by `tsc -p tsconfig.json` (run by `npm test`
+// before vitest) and keep the published declarations honest.
+describe('the published types', () => {
+  it('withFileLock resolves to the awaited value of fn, sync or async', () => {
+    expectTypeOf(withFileLock<number>).returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf(withFileLock('x', async () => 'text')).toEqualTypeOf<Promise<string>>();
+    expectTypeOf(withFileLock('x', () => 42)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(withFileLock('x', () => Promise.resolve({ ok: true as const }))).toEqualTypeOf<Promise<{ ok: true }>>();
+  });
+
+  it('lock and tryLock return handles that can be disposed', () => {
+    expectTypeOf(lock).returns.toEqualTypeOf<Promise<FileLock>>();
+    expectTypeOf(tryLock).returns.toEqualTypeOf<Promise<FileLock | undefined>>();
+    expectTypeOf<FileLock>().toHaveProperty('release').returns.toEqualTypeOf<Promise<void>>();
+    expectTypeOf<FileLock>().toMatchTypeOf<AsyncDisposable>();
+    expectTypeOf<FileLock>().toMatchTypeOf<Disposable>();
+    expectTypeOf<FileLock['path']>().toEqualTypeOf<string>();
+  });
+
+  it('options accept exactly timeout, signal and lockfilePath', () => {
+    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: string }>();
+  });
+
+  it('errors carry a code, the lock path and, for timeouts, the time waited', () => {
+    expectTypeOf<LockTimeoutError>().toMatchTypeOf<FileLockError>();
+    expectTypeOf<FileLockError['path']>().toEqualTypeOf<string>();
+    expectTypeOf<LockTimeoutError['waited']>().toEqualTypeOf<number>();
+    const error = new LockTimeoutError('/x.lock', '/x', 12.4);
+    expect(error).toBeInstanceOf(FileLockError);
+    expect(error.code).toBe('ELOCKTIMEOUT');
+    expect(error.message).toContain("'/x.lock'");
+    expect(error.message).toContain('12 ms');
+  });
+});
