@@ -144,9 +144,9 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// closeIdle(ms)
+// closeIdle(): closes descriptors not used since the previous call.
 Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
-  Registry::instance().close_idle(std::chrono::milliseconds(info[0].As<Napi::Number>().Int64Value()));
+  Registry::instance().close_idle();
   return info.Env().Undefined();
 }
 

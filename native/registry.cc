@@ -56,22 +56,28 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
   return kBusy;  // Replaced again and again: the caller waits and retries.
 }
 
+bool Registry::claim(Slot& s, const void* owner) {
+  bool expected = false;
+  if (!s.claimed.compare_exchange_strong(expected, true)) return false;
+  s.owner.store(owner);
+  return true;
+}
+
 void Registry::unclaim(Slot& s) {
-  std::lock_guard<std::mutex> lock(mu_);
-  s.claimed = false;
-  s.owner = nullptr;
-  s.idle_since = std::chrono::steady_clock::now();
-  // All, not one: a woken waiter may have been cancelled and leave.
-  s.freed.notify_all();
+  s.owner.store(nullptr);
+  s.last_used.store(generation_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  s.claimed.store(false);
+  // A waiter increments `waiting` before it checks `claimed` under the
+  // mutex, so either it sees the slot free or we see it waiting here.
+  if (s.waiting.load() > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // All, not one: a woken waiter may have been cancelled and leave.
+    s.freed.notify_all();
+  }
 }
 
 int Registry::try_acquire(Slot& s, const void* owner, bool exclusive) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (s.claimed) return kBusy;
-    s.claimed = true;
-    s.owner = owner;
-  }
+  if (!claim(s, owner)) return kBusy;
   int r = lock_claimed(s, exclusive, nullptr);
   if (r != kAcquired) unclaim(s);
   return r;
@@ -82,11 +88,10 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std
     {
       std::unique_lock<std::mutex> lock(mu_);
       s.waiting++;
-      s.freed.wait(lock, [&] { return !s.claimed || cancelled.load(); });
+      bool claimed = false;
+      s.freed.wait(lock, [&] { return cancelled.load() || (claimed = claim(s, owner)); });
       s.waiting--;
-      if (cancelled.load()) return kCancelled;
-      s.claimed = true;
-      s.owner = owner;
+      if (!claimed) return kCancelled;
     }
     int r = lock_claimed(s, exclusive, &cancelled);
     if (r == kAcquired) {
@@ -121,28 +126,32 @@ void Registry::release_all(const void* owner) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& entry : slots_) {
-      if (entry.second->claimed && entry.second->owner == owner) held.push_back(entry.second);
+      if (entry.second->owner.load() == owner) held.push_back(entry.second);
     }
   }
   for (auto& s : held) release(*s);
 }
 
-void Registry::close_idle(std::chrono::milliseconds idle) {
+void Registry::close_idle() {
+  uint64_t previous = generation_.fetch_add(1);
   std::lock_guard<std::mutex> lock(mu_);
-  auto now = std::chrono::steady_clock::now();
   for (auto it = slots_.begin(); it != slots_.end();) {
     Slot& s = *it->second;
-    bool unused = !s.claimed && s.waiting == 0;
-    if (unused && s.handle != kNoHandle && now - s.idle_since >= idle) {
-      close_lock_file(s.handle);
-      s.handle = kNoHandle;
+    // Claim it like any user would: only a claim holder touches the handle.
+    if (s.waiting.load() == 0 && s.last_used.load() < previous && claim(s, this)) {
+      if (s.handle != kNoHandle) {
+        close_lock_file(s.handle);
+        s.handle = kNoHandle;
+      }
+      s.owner.store(nullptr);
+      s.claimed.store(false);
+      // Only the table refers to it: nobody can be about to claim it.
+      if (it->second.use_count() == 1) {
+        it = slots_.erase(it);
+        continue;
+      }
     }
-    // Only the table refers to it: nobody can be about to claim it.
-    if (unused && s.handle == kNoHandle && it->second.use_count() == 1) {
-      it = slots_.erase(it);
-    } else {
-      ++it;
-    }
+    ++it;
   }
 }
 

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -24,11 +23,12 @@ struct Slot {
   explicit Slot(std::string p) : path(std::move(p)) {}
   const std::string path;
 
-  // Guarded by the registry mutex.
-  bool claimed = false;
-  const void* owner = nullptr;
-  int waiting = 0;
-  std::chrono::steady_clock::time_point idle_since;
+  // Taken by compare-and-swap, so an uncontended lock never touches the
+  // registry mutex; waiters sleep on `freed` under it.
+  std::atomic<bool> claimed{false};
+  std::atomic<const void*> owner{nullptr};
+  std::atomic<int> waiting{0};
+  std::atomic<uint64_t> last_used{0};  // sweep generation of the last release
   std::condition_variable freed;
 
   // Used only by the claim holder, or under the mutex while unclaimed.
@@ -57,14 +57,16 @@ class Registry {
   int release(Slot& s);
   // Releases everything owner holds (a worker_thread that ended holding).
   void release_all(const void* owner);
-  // Closes descriptors idle (unclaimed, unwaited) for at least idle and
-  // forgets slots nobody refers to.
-  void close_idle(std::chrono::milliseconds idle);
+  // Closes descriptors not used since the previous sweep and forgets slots
+  // nobody refers to.
+  void close_idle();
 
  private:
+  bool claim(Slot& s, const void* owner);
   int lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled);
   void unclaim(Slot& s);
 
+  std::atomic<uint64_t> generation_{1};
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Slot>> slots_;
 };

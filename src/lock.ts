@@ -214,8 +214,8 @@ class Handle implements FileLock {
 // --- idle descriptors --------------------------------------------------------
 
 // A lock file's descriptor stays open between holders (reopening costs more
-// than the lock itself). Once a second, descriptors idle for a full second
-// are closed and idle lines forgotten. The timer is unref'd: it never keeps
+// than the lock itself). Once a second, descriptors not used since the
+// previous sweep are closed and idle lines forgotten. The timer is unref'd: it never keeps
 // the process alive.
 const SWEEP_MS = 1000;
 let sweeper: ReturnType<typeof setInterval> | undefined;
@@ -230,7 +230,7 @@ function sweep(): void {
   for (const [lockPath, entry] of registry) {
     if (entry.idle) registry.delete(lockPath);
   }
-  native.closeIdle(SWEEP_MS);
+  native.closeIdle();
   if (registry.size === 0 && sweeper !== undefined) {
     clearInterval(sweeper);
     sweeper = undefined;
