@@ -1,0 +1,93 @@
+// The scaling chart as a standalone SVG, built as a string: throughput and
+// max wait against the number of processes, both on log scales (the
+// contenders are orders of magnitude apart).
+
+const STYLE = {
+  ours: { color: '#2563eb', dash: '', width: 3 },
+  c: { color: '#6b7280', dash: '6 4', width: 2 },
+  fsne: { color: '#ea580c', dash: '', width: 2 },
+  plf: { color: '#16a34a', dash: '', width: 2 },
+};
+
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+function niceNumber(v) {
+  if (v >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
+  if (v >= 1e3) return `${+(v / 1e3).toPrecision(3)}k`;
+  return `${+v.toPrecision(3)}`;
+}
+
+/** Decade ticks (1, 10, 100, ...) covering [lo, hi], with 2 and 5 in between when the range is short. */
+function logTicks(lo, hi) {
+  const from = Math.floor(Math.log10(lo));
+  const to = Math.ceil(Math.log10(hi));
+  const ticks = [];
+  for (let e = from; e <= to; e++) {
+    for (const m of to - from <= 2 ? [1, 2, 5] : [1]) {
+      const t = m * 10 ** e;
+      if (t >= 10 ** from && t <= 10 ** to) ticks.push(t);
+    }
+  }
+  return { ticks, lo: 10 ** from, hi: 10 ** to };
+}
+
+function panel({ x0, y0, w, h, title, unit, points, series, value, labels }) {
+  const values = [];
+  for (const s of Object.values(series)) for (const pt of s) if (value(pt) > 0) values.push(value(pt));
+  if (values.length === 0) return '';
+  const { ticks, lo, hi } = logTicks(Math.min(...values), Math.max(...values));
+  const px = (i) => x0 + (points.length === 1 ? w / 2 : (i * w) / (points.length - 1));
+  const py = (v) => y0 + h - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * h;
+  const out = [];
+  out.push(`<text x="${x0 + w / 2}" y="${y0 - 14}" text-anchor="middle" font-size="15" font-weight="600">${esc(title)}</text>`);
+  for (const t of ticks) {
+    const y = py(t).toFixed(1);
+    out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" stroke="#e5e7eb"/>`);
+    out.push(`<text x="${x0 - 8}" y="${y}" dy="4" text-anchor="end" font-size="11" fill="#374151">${esc(niceNumber(t))}</text>`);
+  }
+  points.forEach((p, i) => {
+    out.push(`<line x1="${px(i)}" x2="${px(i)}" y1="${y0}" y2="${y0 + h}" stroke="#f3f4f6"/>`);
+    out.push(`<text x="${px(i)}" y="${y0 + h + 18}" text-anchor="middle" font-size="11" fill="#374151">${p}</text>`);
+  });
+  out.push(`<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#9ca3af"/>`);
+  out.push(`<text x="${x0 + w / 2}" y="${y0 + h + 36}" text-anchor="middle" font-size="12" fill="#374151">processes</text>`);
+  out.push(`<text transform="translate(${x0 - 52},${y0 + h / 2}) rotate(-90)" text-anchor="middle" font-size="12" fill="#374151">${esc(unit)}</text>`);
+  for (const [name, s] of Object.entries(series)) {
+    const st = STYLE[name] ?? { color: '#111827', dash: '', width: 2 };
+    const pts = s.filter((pt) => value(pt) > 0).map((pt) => [px(points.indexOf(pt.procs)), py(value(pt))]);
+    out.push(
+      `<polyline fill="none" stroke="${st.color}" stroke-width="${st.width}"${st.dash ? ` stroke-dasharray="${st.dash}"` : ''} points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"><title>${esc(labels[name] ?? name)}</title></polyline>`,
+    );
+    for (const [x, y] of pts) out.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.5" fill="${st.color}"/>`);
+  }
+  return out.join('\n');
+}
+
+/**
+ * scaling: { points: [1,2,4,...], series: { name: [{ procs, throughput, waitMaxMs }] } }
+ * labels: display name per contender; note: one line under the title.
+ */
+export function scalingChart(scaling, labels, note) {
+  const W = 960;
+  const H = 420;
+  const common = { points: scaling.points, series: scaling.series, labels, w: 360, h: 270, y0: 70 };
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="17" font-weight="700">One lock, N processes: read-increment-write of a counter file</text>`,
+    `<text x="${W / 2}" y="42" text-anchor="middle" font-size="11" fill="#6b7280">${esc(note)}</text>`,
+    panel({ ...common, x0: 90, title: 'Throughput (cycles/s, higher is better)', unit: 'cycles per second', value: (pt) => pt.throughput }),
+    panel({ ...common, x0: 570, title: 'Longest single wait (ms, lower is better)', unit: 'max wait (ms)', value: (pt) => pt.waitMaxMs }),
+  ];
+  const names = Object.keys(scaling.series);
+  const legendW = 190;
+  let lx = W / 2 - (names.length * legendW) / 2;
+  for (const name of names) {
+    const st = STYLE[name] ?? { color: '#111827', dash: '', width: 2 };
+    parts.push(`<line x1="${lx}" x2="${lx + 28}" y1="${H - 22}" y2="${H - 22}" stroke="${st.color}" stroke-width="${st.width}"${st.dash ? ` stroke-dasharray="${st.dash}"` : ''}/>`);
+    parts.push(`<text x="${lx + 36}" y="${H - 18}" font-size="12">${esc(labels[name] ?? name)}</text>`);
+    lx += legendW;
+  }
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}

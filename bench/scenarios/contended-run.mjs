@@ -1,0 +1,53 @@
+// One contended run, shared by the contended and the scaling scenarios:
+// `procs` processes each take the lock `cycles` times around a
+// read-increment-write of one counter file.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { runTogether } from '../lib/child.mjs';
+import { max, min, quantileSorted } from '../lib/stats.mjs';
+
+const WIDTH = 20;
+
+export async function contendedRun(ctx, contender, procs, cycles) {
+  const dir = ctx.dir(`contended-${contender}-${procs}`);
+  const resource = join(dir, 'resource');
+  const counter = join(dir, 'counter');
+  writeFileSync(resource, '');
+  writeFileSync(counter, '0'.repeat(WIDTH));
+  const children = [];
+  for (let i = 0; i < procs; i++) {
+    const label = `${contender} contended worker ${i + 1}/${procs}`;
+    children.push(
+      contender === 'c'
+        ? ctx.c(['contended', `${resource}.lock`, counter, String(cycles)], label)
+        : ctx.node('contended.mjs', ['--contender', contender, '--path', resource, '--counter', counter, '--cycles', String(cycles)], label),
+    );
+  }
+  const results = await runTogether(children);
+  const final = Number(readFileSync(counter, 'latin1'));
+  const start = min(results.map((r) => r.start));
+  const end = max(results.map((r) => r.end));
+  const wallMs = (end - start) / 1e6;
+  const finishMs = results.map((r) => (r.end - start) / 1e6);
+  const waits = new Float64Array(results.reduce((n, r) => n + r.waits.length, 0));
+  let k = 0;
+  for (const r of results) for (const w of r.waits) waits[k++] = w;
+  waits.sort();
+  return {
+    contender,
+    procs,
+    cycles,
+    total: procs * cycles,
+    final,
+    lost: procs * cycles - final,
+    wallMs,
+    throughput: (procs * cycles) / (wallMs / 1000),
+    waitUs: { p50: quantileSorted(waits, 0.5), p99: quantileSorted(waits, 0.99), max: waits[waits.length - 1] },
+    finishMs,
+    slowestOverFastest: max(finishMs) / min(finishMs),
+    // How far apart the processes saw "go": large against wallMs means the
+    // finish spread says little about fairness.
+    startSkewMs: (max(results.map((r) => r.start)) - start) / 1e6,
+  };
+}

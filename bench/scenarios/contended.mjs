@@ -1,0 +1,59 @@
+// Scenario 2: four processes hammer one lock.
+import { fmt, heading, ratioText, table } from '../lib/format.mjs';
+import { median, ratio } from '../lib/stats.mjs';
+import { contendedRun } from './contended-run.mjs';
+
+export const title = 'Contended';
+
+export async function run(ctx) {
+  const procs = 4;
+  const rounds = ctx.quick ? 2 : 3;
+  const cycles = ctx.quick ? { c: 20000, ours: 1500, fsne: 1500, plf: 75 } : { c: 100000, ours: 5000, fsne: 5000, plf: 250 };
+  const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
+  const runs = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const name of ctx.rotate(names, r)) runs[name].push(await contendedRun(ctx, name, procs, cycles[name]));
+  }
+  const summary = {};
+  for (const n of names) {
+    const rs = runs[n];
+    summary[n] = {
+      throughput: median(rs.map((x) => x.throughput)),
+      lost: rs.reduce((s, x) => s + x.lost, 0),
+      waitP50Us: median(rs.map((x) => x.waitUs.p50)),
+      waitP99Us: median(rs.map((x) => x.waitUs.p99)),
+      waitMaxUs: median(rs.map((x) => x.waitUs.max)),
+      worstWaitMaxUs: Math.max(...rs.map((x) => x.waitUs.max)),
+      slowestOverFastest: median(rs.map((x) => x.slowestOverFastest)),
+      finishMs: rs[Math.floor(rs.length / 2)].finishMs,
+      startSkewMs: median(rs.map((x) => x.startSkewMs)),
+    };
+  }
+  const s = summary;
+  const ratios = {
+    throughputOursOverFsne: ratio(s.ours?.throughput, s.fsne?.throughput),
+    maxWaitOursOverFsne: ratio(s.ours?.waitMaxUs, s.fsne?.waitMaxUs),
+    throughputOursOverC: ratio(s.ours?.throughput, s.c?.throughput),
+    throughputOursOverPlf: ratio(s.ours?.throughput, s.plf?.throughput),
+  };
+
+  heading(`2. ${title} (${procs} processes, ${rounds} rounds alternating; medians over rounds)`);
+  table(
+    ['contender', 'cycles/proc', 'cycles/s', 'lost', 'wait p50 µs', 'p99 µs', 'max ms', 'worst max ms', 'finish ms (each process)', 'start skew ms', 'slow/fast'],
+    names.map((n) => [
+      ctx.label(n),
+      cycles[n],
+      fmt(s[n].throughput),
+      s[n].lost,
+      fmt(s[n].waitP50Us),
+      fmt(s[n].waitP99Us),
+      fmt(s[n].waitMaxUs / 1000),
+      fmt(s[n].worstWaitMaxUs / 1000),
+      s[n].finishMs.map((x) => fmt(x, 0)).join(' '),
+      fmt(s[n].startSkewMs),
+      ratioText(s[n].slowestOverFastest),
+    ]),
+  );
+  console.log(`  throughput ours/fs-native-extensions ${ratioText(ratios.throughputOursOverFsne)}   ours/C ${ratioText(ratios.throughputOursOverC)}   max wait ours/fs-native-extensions ${ratioText(ratios.maxWaitOursOverFsne)}`);
+  return { procs, rounds, cycles, runs, summary, ratios };
+}

@@ -1,0 +1,44 @@
+// Scenario 1: one process, nobody else, one lock cycle after another.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { fmt, heading, ratioText, table } from '../lib/format.mjs';
+import { max, median, min, ratio } from '../lib/stats.mjs';
+
+export const title = 'Uncontended cycle';
+
+export async function run(ctx) {
+  const rounds = ctx.quick ? 3 : 7;
+  const cycles = ctx.quick ? { c: 50000, ours: 20000, fsne: 3000, plf: 300 } : { c: 200000, ours: 100000, fsne: 10000, plf: 1000 };
+  const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
+  const resource = {};
+  for (const n of names) {
+    resource[n] = join(ctx.dir(`uncontended-${n}`), 'resource');
+    writeFileSync(resource[n], '');
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const name of ctx.rotate(names, r)) {
+      const child =
+        name === 'c'
+          ? ctx.c(['uncontended', `${resource.c}.lock`, String(cycles.c)], 'C uncontended')
+          : ctx.node('uncontended.mjs', ['--contender', name, '--path', resource[name], '--cycles', String(cycles[name]), '--warmup', String(Math.min(5000, cycles[name]))], `${name} uncontended`);
+      const result = await child.done();
+      samples[name].push(result.usPerCycle);
+    }
+  }
+  const med = Object.fromEntries(names.map((n) => [n, median(samples[n])]));
+  const ratios = {
+    oursOverC: ratio(med.ours, med.c),
+    fsneOverOurs: ratio(med.fsne, med.ours),
+    plfOverOurs: ratio(med.plf, med.ours),
+  };
+
+  heading(`1. ${title} (${rounds} rounds, alternating; µs per lock+unlock cycle)`);
+  table(
+    ['contender', 'cycles/round', 'median µs', 'min', 'max', 'vs ours', 'vs C'],
+    names.map((n) => [ctx.label(n), cycles[n], fmt(med[n], 3), fmt(min(samples[n]), 3), fmt(max(samples[n]), 3), ratioText(ratio(med[n], med.ours)), ratioText(ratio(med[n], med.c))]),
+  );
+  console.log(`  ours/C ${ratioText(ratios.oursOverC)}   fs-native-extensions/ours ${ratioText(ratios.fsneOverOurs)}   proper-lockfile/ours ${ratioText(ratios.plfOverOurs)}`);
+  return { rounds, cycles, samples, medianUs: med, ratios };
+}
