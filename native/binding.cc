@@ -144,10 +144,10 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// closeIdle(): closes descriptors not used since the previous call.
+// closeIdle(): closes descriptors not used since the previous call; returns
+// how many stay open.
 Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
-  Registry::instance().close_idle();
-  return info.Env().Undefined();
+  return Number(info.Env(), Registry::instance().close_idle());
 }
 
 // --- resource identities, for the canonical-path cache -----------------------
@@ -193,6 +193,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     EnvState* state = State(env);
     while (!state->waits.empty()) Cancel(state, std::shared_ptr<Waiter>(state->waits.begin()->second));
     Registry::instance().release_all(state);
+    // Its sweep timer is gone: close what is idle now (twice: one sweep
+    // spares descriptors used since the previous one).
+    Registry::instance().close_idle();
+    Registry::instance().close_idle();
     if (!state->on_done.IsEmpty()) state->report.Release();
   });
   exports["slot"] = Napi::Function::New(env, GetSlot, "slot");

@@ -132,8 +132,9 @@ void Registry::release_all(const void* owner) {
   for (auto& s : held) release(*s);
 }
 
-void Registry::close_idle() {
+int Registry::close_idle() {
   uint64_t previous = generation_.fetch_add(1);
+  int open = 0;
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = slots_.begin(); it != slots_.end();) {
     Slot& s = *it->second;
@@ -151,8 +152,10 @@ void Registry::close_idle() {
         continue;
       }
     }
+    if (s.handle != kNoHandle) open++;
     ++it;
   }
+  return open;
 }
 
 }  // namespace nfl

@@ -58,8 +58,8 @@ class Registry {
   // Releases everything owner holds (a worker_thread that ended holding).
   void release_all(const void* owner);
   // Closes descriptors not used since the previous sweep and forgets slots
-  // nobody refers to.
-  void close_idle();
+  // nobody refers to. Returns how many descriptors stay open.
+  int close_idle();
 
  private:
   bool claim(Slot& s, const void* owner);

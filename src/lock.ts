@@ -230,8 +230,8 @@ function sweep(): void {
   for (const [lockPath, entry] of registry) {
     if (entry.idle) registry.delete(lockPath);
   }
-  native.closeIdle();
-  if (registry.size === 0 && sweeper !== undefined) {
+  const open = native.closeIdle();
+  if (registry.size === 0 && open === 0 && sweeper !== undefined) {
     clearInterval(sweeper);
     sweeper = undefined;
   }

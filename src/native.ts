@@ -32,8 +32,8 @@ export interface Native {
   startWait(slot: Slot): number;
   /** Ends a wait synchronously; afterwards it holds nothing and never reports. */
   cancelWait(id: number): void;
-  /** Closes descriptors not used since the previous call. */
-  closeIdle(): void;
+  /** Closes descriptors not used since the previous call; returns how many stay open. */
+  closeIdle(): number;
   /** Records the identity of what ref's path names now (symlinks followed). */
   recordPath(ref: FileRef): number;
   /** 1 if ref's path still names the recorded file, else 0. */
