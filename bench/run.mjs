@@ -14,7 +14,7 @@
 //                      that includes scaling always does)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -189,8 +189,9 @@ async function main() {
     process.exit(143);
   });
 
-  const env = { node: process.version, platform: `${process.platform}-${process.arch}`, kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model, tmpdir: tmpdir(), ...gitState() };
+  const env = { node: process.version, platform: `${process.platform}-${process.arch}`, kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model, tmpdir: tmpdir(), loadBefore: loadavg()[0], ...gitState() };
   console.log(`native-file-lock benchmark (${opts.quick ? 'quick' : 'full'}) — node ${env.node}, ${env.platform}, ${env.cpus} CPUs (${env.cpu}), kernel ${env.kernel}, commit ${env.commit ?? '?'}${env.dirtySource ? ' + uncommitted src/native changes' : ''}`);
+  if (env.loadBefore > 0.5) console.log(`note: load average ${env.loadBefore.toFixed(2)} before the run; other work on this machine adds noise to every figure.`);
   if (env.cpus < 4) console.log(`note: ${env.cpus} CPUs; with 4+ processes the contenders also compete for CPU, which dominates waits.`);
 
   const ctx = makeContext(opts, cBin, tmpRoot);
@@ -226,6 +227,7 @@ async function main() {
   const passed = rows.filter((r) => r.pass === true).length;
   console.log(`  ${passed}/${rows.length} targets met`);
 
+  env.loadAfter = loadavg()[0];
   const output = { date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', seconds: (Date.now() - started) / 1000, env, results, targets: rows };
   writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(output, null, 1) + '\n');
   const written = [join(RESULTS, 'latest.json')];

@@ -69,8 +69,8 @@ function panel({ x0, y0, w, h, title, unit, points, series, value, labels }) {
  */
 export function scalingChart(scaling, labels, note) {
   const W = 960;
-  const H = 420;
-  const common = { points: scaling.points, series: scaling.series, labels, w: 360, h: 270, y0: 70 };
+  const H = 440;
+  const common = { points: scaling.points, series: scaling.series, labels, w: 360, h: 270, y0: 90 };
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,

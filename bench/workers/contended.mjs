@@ -1,7 +1,7 @@
 // One of several processes taking the same lock in a loop. The critical
 // section reads a counter file and writes it back plus one, so a lock that
 // lets two holders in loses updates the driver can count.
-import { openSync, readSync, writeSync } from 'node:fs';
+import { openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 
 import { args, finish, monoNs, nextLine, say } from '../lib/worker-io.mjs';
 import { loadContender } from '../lib/contenders.mjs';
@@ -19,6 +19,13 @@ function increment() {
   const value = Number(buf.toString('latin1'));
   writeSync(counter, String(value + 1).padStart(WIDTH, '0'), 0, 'latin1');
 }
+
+// Warm the JIT on a lock of our own, so the first measured waits are not
+// compilation; the lock files stay inside the run's temporary directory.
+const warm = `${a.path}.warm-${process.pid}`;
+writeFileSync(warm, '');
+for (let i = 0, n = Number(a.warmup ?? 200); i < n; i++) await run(warm, () => {});
+rmSync(warm);
 
 say('ready');
 await nextLine();
