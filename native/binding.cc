@@ -34,12 +34,12 @@ struct Waiter {
   std::atomic<bool> done{false};
   int result = 0;
   std::thread thread;
+  Napi::FunctionReference callback;  // used on the JavaScript thread only
 };
 
 // Per Node environment: its waits and the function that reports them.
 struct EnvState {
   Napi::ThreadSafeFunction report;
-  Napi::FunctionReference on_done;
   std::unordered_map<uint32_t, std::shared_ptr<Waiter>> waits;
   uint32_t next_id = 1;
 };
@@ -73,10 +73,10 @@ Napi::Value LastSyscall(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), SlotArg(info[0])->failed_syscall);
 }
 
-void Finish(EnvState* state, const std::shared_ptr<Waiter>& w) {
+void Finish(Napi::Env env, EnvState* state, const std::shared_ptr<Waiter>& w) {
   if (w->thread.joinable()) w->thread.join();
   state->waits.erase(w->id);
-  if (state->waits.empty()) state->report.Unref(Napi::Env(state->on_done.Env()));
+  if (state->waits.empty()) state->report.Unref(env);
 }
 
 // Runs on the JavaScript thread for each finished wait.
@@ -86,29 +86,20 @@ void Report(Napi::Env env, Napi::Function, std::shared_ptr<Waiter>* data) {
   EnvState* state = State(env);
   auto it = state->waits.find(w->id);
   if (it == state->waits.end() || it->second != w) return;  // cancelled meanwhile
-  Finish(state, w);
-  state->on_done.Call({Napi::Number::New(env, w->id), Napi::Number::New(env, w->result)});
+  Napi::FunctionReference callback = std::move(w->callback);
+  Finish(env, state, w);
+  callback.Call({Napi::Number::New(env, w->result)});
 }
 
-// onWaitDone(fn): fn(id, result) is called when a wait started here ends.
-Napi::Value OnWaitDone(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EnvState* state = State(env);
-  if (!state->on_done.IsEmpty()) return env.Undefined();
-  state->on_done = Napi::Persistent(info[0].As<Napi::Function>());
-  state->report = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "native-file-lock wait", 0, 1);
-  // Referenced only while a wait is pending, like a timer would be.
-  state->report.Unref(env);
-  return env.Undefined();
-}
-
-// startWait(slot): waits on a new thread; returns the wait's id.
+// startWait(slot, callback): waits on a new thread; callback(result) runs
+// on this thread when the wait ends. Returns the wait's id.
 Napi::Value StartWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = State(env);
   auto w = std::make_shared<Waiter>();
   w->id = state->next_id++;
   w->slot = SlotArg(info[0]);
+  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
   w->owner = state;
   if (state->waits.empty()) state->report.Ref(env);
   state->waits[w->id] = w;
@@ -123,7 +114,7 @@ Napi::Value StartWait(const Napi::CallbackInfo& info) {
 }
 
 // Stops a wait and makes sure it holds nothing afterwards.
-void Cancel(EnvState* state, const std::shared_ptr<Waiter>& w) {
+void Cancel(Napi::Env env, EnvState* state, const std::shared_ptr<Waiter>& w) {
   w->cancelled.store(true);
   Registry::instance().wake_waiters(*w->slot);
   // Repeat: the first interrupt may land just before the thread blocks.
@@ -133,14 +124,15 @@ void Cancel(EnvState* state, const std::shared_ptr<Waiter>& w) {
   }
   // It may have acquired just before it saw the cancellation.
   if (w->result == nfl::kAcquired) Registry::instance().release(*w->slot);
-  Finish(state, w);
+  w->callback.Reset();
+  Finish(env, state, w);
 }
 
 // cancelWait(id): nothing is held afterwards; a report for it never comes.
 Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   EnvState* state = State(info.Env());
   auto it = state->waits.find(info[0].As<Napi::Number>().Uint32Value());
-  if (it != state->waits.end()) Cancel(state, std::shared_ptr<Waiter>(it->second));
+  if (it != state->waits.end()) Cancel(info.Env(), state, std::shared_ptr<Waiter>(it->second));
   return info.Env().Undefined();
 }
 
@@ -186,24 +178,28 @@ Napi::Value SamePath(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new EnvState());
+  auto* state = new EnvState();
+  env.SetInstanceData(state);
+  // Calls nothing itself: Report runs each wait's own callback.
+  state->report = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                                "native-file-lock wait", 0, 1);
+  // Referenced only while a wait is pending, like a timer would be.
+  state->report.Unref(env);
   // A worker_thread that ends while waiting or holding must not leave a
   // thread blocked or a lock held for the rest of the process.
-  env.AddCleanupHook([env]() {
-    EnvState* state = State(env);
-    while (!state->waits.empty()) Cancel(state, std::shared_ptr<Waiter>(state->waits.begin()->second));
+  env.AddCleanupHook([env, state]() {
+    while (!state->waits.empty()) Cancel(env, state, std::shared_ptr<Waiter>(state->waits.begin()->second));
     Registry::instance().release_all(state);
     // Its sweep timer is gone: close what is idle now (twice: one sweep
     // spares descriptors used since the previous one).
     Registry::instance().close_idle();
     Registry::instance().close_idle();
-    if (!state->on_done.IsEmpty()) state->report.Release();
+    state->report.Release();
   });
   exports["slot"] = Napi::Function::New(env, GetSlot, "slot");
   exports["acquire"] = Napi::Function::New(env, Acquire, "acquire");
   exports["release"] = Napi::Function::New(env, Release, "release");
   exports["lastSyscall"] = Napi::Function::New(env, LastSyscall, "lastSyscall");
-  exports["onWaitDone"] = Napi::Function::New(env, OnWaitDone, "onWaitDone");
   exports["startWait"] = Napi::Function::New(env, StartWait, "startWait");
   exports["cancelWait"] = Napi::Function::New(env, CancelWait, "cancelWait");
   exports["closeIdle"] = Napi::Function::New(env, CloseIdle, "closeIdle");

@@ -82,10 +82,21 @@ export async function tryLock(path: string, options?: LockOptions): Promise<File
 
 // --- acquisition -----------------------------------------------------------
 
-/** This thread's line per lock file; see PathLock. */
-const registry = new Map<string, PathLock>();
-/** The innermost lock held by the running withFileLock callback, for reentrancy. */
-const context = new AsyncLocalStorage<Handle>();
+interface ThreadState {
+  /** This thread's line per lock file; see PathLock. */
+  readonly registry: Map<string, PathLock>;
+  /** The innermost lock held by the running withFileLock callback, for reentrancy. */
+  readonly context: AsyncLocalStorage<Handle>;
+}
+
+// Shared through the global object by every copy of this module in the
+// thread (an application that loads both the ESM and the CommonJS build), so
+// that they queue in one line and see each other's locks as reentrant.
+const STATE = Symbol.for('native-file-lock.thread-state.v1');
+const { registry, context } = ((globalThis as Record<symbol, unknown>)[STATE] ??= {
+  registry: new Map(),
+  context: new AsyncLocalStorage(),
+}) as ThreadState;
 
 /**
  * In-process line, then the process-wide slot and the file lock. Returns
@@ -128,7 +139,7 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
   };
   if (!haveTurn) await entry.acquire(limits);
   try {
-    // A turn handed over in-process has not tried the file lock yet.
+    // With the turn already ours, the caller has just found the file lock busy.
     const result = haveTurn ? BUSY : native.acquire(entry.slot);
     if (result === BUSY) await waitForFile(entry.slot, limits);
     else if (result !== ACQUIRED) throw systemError(result, native.lastSyscall(entry.slot), entry.lockPath, resource);

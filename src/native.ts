@@ -26,10 +26,11 @@ export interface Native {
   /** Unlocks and frees the slot. */
   release(slot: Slot): number;
   lastSyscall(slot: Slot): string;
-  /** Registers fn(id, result), called on this thread when a wait ends. */
-  onWaitDone(fn: (id: number, result: number) => void): void;
-  /** Waits for the slot and the file lock on a dedicated thread; returns the wait's id. */
-  startWait(slot: Slot): number;
+  /**
+   * Waits for the slot and the file lock on a dedicated thread; done(result)
+   * runs on this thread when it ends. Returns the wait's id.
+   */
+  startWait(slot: Slot, done: (result: number) => void): number;
   /** Ends a wait synchronously; afterwards it holds nothing and never reports. */
   cancelWait(id: number): void;
   /** Closes descriptors not used since the previous call; returns how many stay open. */

@@ -60,25 +60,15 @@ export function waitForFile(slot: Slot, limits: WaitLimits): Promise<void> {
     return Promise.reject(error);
   }
   return new Promise<void>((resolve, reject) => {
-    const id = native.startWait(slot);
-    const stop = watchLimits(limits, (reason) => {
-      waits.delete(id);
-      native.cancelWait(id);
-      reject(reason);
-    });
-    waits.set(id, (result) => {
+    const id = native.startWait(slot, (result) => {
       stop();
       if (result === ACQUIRED) resolve();
       else reject(systemError(result, native.lastSyscall(slot), limits.lockPath, limits.resource));
     });
+    // cancelWait is synchronous: afterwards nothing is held and done never runs.
+    const stop = watchLimits(limits, (reason) => {
+      native.cancelWait(id);
+      reject(reason);
+    });
   });
 }
-
-const waits = new Map<number, (result: number) => void>();
-
-native.onWaitDone((id, result) => {
-  const settle = waits.get(id);
-  if (settle === undefined) return;
-  waits.delete(id);
-  settle(result);
-});
