@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +89,19 @@ static int uncontended(const char *path, long cycles) {
   return 0;
 }
 
+struct usage {
+  double cpu_us;
+  long vcsw, ivcsw;
+};
+
+static struct usage usage_now(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  struct usage u = {(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec), ru.ru_nvcsw,
+                    ru.ru_nivcsw};
+  return u;
+}
+
 static int contended(const char *path, const char *counter_path, long cycles) {
   char line[64];
   int counter = open(counter_path, O_RDWR | O_CLOEXEC);
@@ -96,6 +110,7 @@ static int contended(const char *path, const char *counter_path, long cycles) {
   if (waits == NULL) die("malloc", NULL);
   say("ready\n");
   read_line(line, sizeof line);
+  struct usage used = usage_now();
   int64_t start = now_ns();
   for (long i = 0; i < cycles; i++) {
     int64_t t0 = now_ns();
@@ -113,7 +128,9 @@ static int contended(const char *path, const char *counter_path, long cycles) {
     close(fd);
   }
   int64_t end = now_ns();
-  printf("result {\"start\":%lld,\"end\":%lld,\"waits\":[", (long long)start, (long long)end);
+  struct usage after = usage_now();
+  printf("result {\"start\":%lld,\"end\":%lld,\"usage\":{\"cpuUs\":%.0f,\"vcsw\":%ld,\"ivcsw\":%ld},\"waits\":[", (long long)start, (long long)end,
+         after.cpu_us - used.cpu_us, after.vcsw - used.vcsw, after.ivcsw - used.ivcsw);
   for (long i = 0; i < cycles; i++) printf(i ? ",%.2f" : "%.2f", waits[i]);
   say("]}\n");
   return 0;

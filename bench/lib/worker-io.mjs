@@ -41,6 +41,18 @@ export function say(line) {
   process.stdout.write(line + '\n');
 }
 
+/** CPU time and context switches of this process (all threads) so far. */
+export function usage() {
+  const u = process.resourceUsage();
+  return { cpuUs: u.userCPUTime + u.systemCPUTime, vcsw: u.voluntaryContextSwitches, ivcsw: u.involuntaryContextSwitches };
+}
+
+/** The usage between two usage() samples. */
+export function usageSince(before) {
+  const now = usage();
+  return { cpuUs: now.cpuUs - before.cpuUs, vcsw: now.vcsw - before.vcsw, ivcsw: now.ivcsw - before.ivcsw };
+}
+
 /** Reports the result and exits: nothing may keep the process alive afterwards. */
 export function finish(result) {
   process.stdout.write('result ' + JSON.stringify(result) + '\n', () => process.exit(0));

@@ -34,8 +34,13 @@ export async function contendedRun(ctx, contender, procs, cycles) {
   let k = 0;
   for (const r of results) for (const w of r.waits) waits[k++] = w;
   waits.sort();
+  const sum = (k) => results.reduce((s, r) => s + (r.usage?.[k] ?? NaN), 0);
   return {
     contender,
+    // CPU time and context switches (all threads, all processes) per cycle:
+    // what waiting costs the machine, not just the waiter.
+    cpuUsPerCycle: sum('cpuUs') / (procs * cycles),
+    switchesPerCycle: (sum('vcsw') + sum('ivcsw')) / (procs * cycles),
     procs,
     cycles,
     total: procs * cycles,

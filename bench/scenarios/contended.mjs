@@ -27,6 +27,8 @@ export async function run(ctx) {
       slowestOverFastest: median(rs.map((x) => x.slowestOverFastest)),
       finishMs: rs[Math.floor(rs.length / 2)].finishMs,
       startSkewMs: median(rs.map((x) => x.startSkewMs)),
+      cpuUsPerCycle: median(rs.map((x) => x.cpuUsPerCycle)),
+      switchesPerCycle: median(rs.map((x) => x.switchesPerCycle)),
     };
   }
   const s = summary;
@@ -39,7 +41,7 @@ export async function run(ctx) {
 
   heading(`2. ${title} (${procs} processes, ${rounds} rounds alternating; medians over rounds)`);
   table(
-    ['contender', 'cycles/proc', 'cycles/s', 'lost', 'wait p50 µs', 'p99 µs', 'max ms', 'worst max ms', 'finish ms (each process)', 'start skew ms', 'slow/fast'],
+    ['contender', 'cycles/proc', 'cycles/s', 'lost', 'wait p50 µs', 'p99 µs', 'max ms', 'worst max ms', 'finish ms (each process)', 'start skew ms', 'slow/fast', 'CPU µs/cycle', 'ctx sw/cycle'],
     names.map((n) => [
       ctx.label(n),
       cycles[n],
@@ -52,6 +54,8 @@ export async function run(ctx) {
       s[n].finishMs.map((x) => fmt(x, 0)).join(' '),
       fmt(s[n].startSkewMs),
       ratioText(s[n].slowestOverFastest),
+      fmt(s[n].cpuUsPerCycle),
+      fmt(s[n].switchesPerCycle),
     ]),
   );
   console.log(`  throughput ours/fs-native-extensions ${ratioText(ratios.throughputOursOverFsne)}   ours/C ${ratioText(ratios.throughputOursOverC)}   max wait ours/fs-native-extensions ${ratioText(ratios.maxWaitOursOverFsne)}`);

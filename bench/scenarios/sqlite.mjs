@@ -40,7 +40,10 @@ function inspect(path) {
     const tasks = count('tasks');
     const orphans = db.prepare('SELECT count(*) AS n FROM tasks t WHERE (SELECT count(*) FROM events e WHERE e.task_id = t.id) != 1 OR (SELECT count(*) FROM runs r WHERE r.task_id = t.id) != 1').get().n;
     const notUpdated = db.prepare("SELECT count(*) AS n FROM tasks WHERE status != 'in_progress'").get().n;
-    return { integrity, tasks, events: count('events'), runs: count('runs'), inconsistent: orphans + notUpdated };
+    // Task ids are consecutive in commit order, so a change of worker between
+    // neighbours is one pass of the write lock from a process to another.
+    const switches = db.prepare('SELECT count(*) AS n FROM tasks a JOIN tasks b ON b.id = a.id + 1 WHERE a.worker != b.worker').get().n;
+    return { integrity, tasks, events: count('events'), runs: count('runs'), inconsistent: orphans + notUpdated, switches };
   } finally {
     db.close();
   }
@@ -60,7 +63,10 @@ async function sqliteRun(ctx, mode, procs, transactions) {
   for (const r of results) for (const [code, n] of Object.entries(r.failed)) failedByCode[code] = (failedByCode[code] ?? 0) + n;
   const failed = Object.values(failedByCode).reduce((s, n) => s + n, 0);
   const check = inspect(path);
-  return { mode, procs, transactions, wallMs, committed, failed, failedByCode, committedPerSec: committed / (wallMs / 1000), ...check };
+  const start = min(results.map((r) => r.start));
+  const finishMs = results.map((r) => (r.end - start) / 1e6);
+  const sum = (k) => results.reduce((s, r) => s + r.usage[k], 0);
+  return { mode, procs, transactions, wallMs, finishMs, cpuUsPerTx: sum('cpuUs') / (procs * transactions), switchesPerTx: (sum('vcsw') + sum('ivcsw')) / (procs * transactions), slowestOverFastest: max(finishMs) / min(finishMs), committed, failed, failedByCode, committedPerSec: committed / (wallMs / 1000), ...check };
 }
 
 export async function run(ctx) {
@@ -85,6 +91,10 @@ export async function run(ctx) {
         return acc;
       }, {}),
       integrity: [...new Set(rs.map((x) => x.integrity))].join(', '),
+      switchesPct: median(rs.map((x) => (100 * x.switches) / Math.max(1, x.committed - 1))),
+      slowestOverFastest: median(rs.map((x) => x.slowestOverFastest)),
+      cpuUsPerTx: median(rs.map((x) => x.cpuUsPerTx)),
+      switchesPerTx: median(rs.map((x) => x.switchesPerTx)),
       rowsMatch: rs.every((x) => x.tasks === x.committed && x.events === x.committed && x.runs === x.committed && x.inconsistent === 0),
     };
   }
@@ -95,7 +105,7 @@ export async function run(ctx) {
   };
   heading(`5. ${title} (${procs} processes × ${transactions} transactions, WAL, synchronous=NORMAL; ${rounds} round(s))`);
   table(
-    ['mode', 'committed/s', 'committed', 'failed', 'failed %', 'failures by code', 'integrity_check', 'rows consistent', 'vs ours'],
+    ['mode', 'committed/s', 'committed', 'failed', 'failed %', 'failures by code', 'integrity_check', 'rows consistent', 'switches %', 'slow/fast', 'CPU µs/tx', 'ctx sw/tx', 'vs ours'],
     modes.map((m) => [
       MODES[m],
       fmt(s[m].committedPerSec),
@@ -105,10 +115,15 @@ export async function run(ctx) {
       Object.entries(s[m].failedByCode).map(([c, n]) => `${c} ${n}`).join(', ') || '-',
       s[m].integrity,
       s[m].rowsMatch ? 'yes' : 'NO',
+      fmt(s[m].switchesPct, 1),
+      ratioText(s[m].slowestOverFastest),
+      fmt(s[m].cpuUsPerTx),
+      fmt(s[m].switchesPerTx),
       ratioText(ratio(s[m].committedPerSec, s.ours?.committedPerSec)),
     ]),
     { left: [0, 5] },
   );
+  console.log('  switches %: share of consecutive commits made by different processes (how often the write lock changed process)');
   console.log(`  ours/IMMEDIATE ${ratioText(ratios.oursOverImmediate)}   ours/fs-native-extensions ${ratioText(ratios.oursOverFsne)}`);
   return { procs, rounds, transactions, runs, summary, ratios };
 }

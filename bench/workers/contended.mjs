@@ -3,7 +3,7 @@
 // lets two holders in loses updates the driver can count.
 import { openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 
-import { args, finish, monoNs, nextLine, say } from '../lib/worker-io.mjs';
+import { args, finish, monoNs, nextLine, say, usage, usageSince } from '../lib/worker-io.mjs';
 import { loadContender } from '../lib/contenders.mjs';
 
 const WIDTH = 20;
@@ -29,6 +29,7 @@ rmSync(warm);
 
 say('ready');
 await nextLine();
+const used = usage();
 const start = monoNs();
 for (let i = 0; i < cycles; i++) {
   const t0 = performance.now();
@@ -38,4 +39,4 @@ for (let i = 0; i < cycles; i++) {
   });
 }
 const end = monoNs();
-finish({ start, end, waits: Array.from(waits, (w) => Math.round(w * 100) / 100) });
+finish({ start, end, usage: usageSince(used), waits: Array.from(waits, (w) => Math.round(w * 100) / 100) });

@@ -8,7 +8,7 @@
 // A failed transaction is counted, rolled back and not retried.
 import Database from 'better-sqlite3';
 
-import { args, finish, monoNs, nextLine, say } from '../lib/worker-io.mjs';
+import { args, finish, monoNs, nextLine, say, usage, usageSince } from '../lib/worker-io.mjs';
 import { loadContender } from '../lib/contenders.mjs';
 
 const a = args();
@@ -47,6 +47,7 @@ let committed = 0;
 const failed = {};
 say('ready');
 await nextLine();
+const used = usage();
 const start = monoNs();
 for (let i = 0; i < count; i++) {
   try {
@@ -60,4 +61,4 @@ for (let i = 0; i < count; i++) {
 }
 const end = monoNs();
 db.close();
-finish({ start, end, committed, failed });
+finish({ start, end, usage: usageSince(used), committed, failed });
