@@ -309,7 +309,7 @@ interface Checked {
   bad: string[];
 }
 
-describe.each(MODES)('with $kind locks', ({ kind, env, probeKind }) => {
+describe.each(MODES)('with $kind locks', ({ env, probeKind }) => {
   it('never drops a held lock while other callers in the process come and go (holders in sequence, concurrent waiters, tryLock, timeouts, aborts, other names, idle close)', async () => {
     const f = lockFixture();
     const child = startChild('holders', { ...f, probeKind }, env);
