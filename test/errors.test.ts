@@ -1,0 +1,277 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
+
+import { Agent, fdCount, openFiles, runFlock, tempDir } from './helpers.js';
+
+let agent: Agent;
+beforeAll(async () => {
+  agent = await Agent.start();
+});
+afterAll(async () => {
+  await agent.stop();
+});
+
+function resourceIn(dir: string, name = 'data'): string {
+  const path = join(dir, name);
+  writeFileSync(path, 'x');
+  return path;
+}
+
+/** Calls the library and returns what it rejected with; fails if it threw synchronously or resolved. */
+async function rejection(call: () => Promise<unknown>): Promise<unknown> {
+  let promise: Promise<unknown>;
+  try {
+    promise = call();
+  } catch (error) {
+    throw new Error(`threw synchronously instead of rejecting: ${String(error)}`);
+  }
+  return promise.then(
+    (value) => {
+      throw new Error(`resolved with ${String(value)} instead of rejecting`);
+    },
+    (error: unknown) => error,
+  );
+}
+
+// Loose typing on purpose: these calls pass what TypeScript would refuse.
+const anyWithFileLock = withFileLock as (...args: unknown[]) => Promise<unknown>;
+const anyLock = lock as (...args: unknown[]) => Promise<unknown>;
+const anyTryLock = tryLock as (...args: unknown[]) => Promise<unknown>;
+
+describe('bad arguments', () => {
+  const entryPoints = [
+    ['withFileLock', (path: unknown, options?: unknown) => anyWithFileLock(path, () => 'ran', options)],
+    ['lock', (path: unknown, options?: unknown) => anyLock(path, options)],
+    ['tryLock', (path: unknown, options?: unknown) => anyTryLock(path, options)],
+  ] as const;
+
+  describe.each(entryPoints)('%s', (_name, call) => {
+    let path: string;
+    beforeAll(() => {
+      path = join(mkdtempSync(join(tmpdir(), 'nfl-errors-')), 'data');
+      writeFileSync(path, 'x');
+    });
+    afterAll(() => rmSync(join(path, '..'), { recursive: true, force: true }));
+
+    it.each([
+      ['a number', 42, TypeError, /path must be a string, got number 42/],
+      ['undefined', undefined, TypeError, /path must be a string, got undefined/],
+      ['null', null, TypeError, /path must be a string, got null/],
+      ['a Buffer', Buffer.from('/tmp/x'), TypeError, /path must be a string/],
+      ['empty', '', TypeError, /path must not be empty/],
+      ['containing NUL', '/tmp/a\0b', TypeError, /path must not contain NUL/],
+    ])('rejects a path that is %s', async (_what, bad, type, message) => {
+      const error = await rejection(() => call(bad));
+      expect(error).toBeInstanceOf(type);
+      expect((error as Error).message).toMatch(message);
+    });
+
+    it.each([
+      ['options that are a string', 'fast', TypeError, /options must be an object, got string "fast"/],
+      ['options that are null', null, TypeError, /options must be an object, got null/],
+      ['an unknown option key', { timeOut: 5 }, TypeError, /Unknown option 'timeOut'.*timeout/],
+      ['a negative timeout', { timeout: -1 }, RangeError, /options\.timeout must be a non-negative number.*-1/],
+      ['a NaN timeout', { timeout: NaN }, RangeError, /options\.timeout .*NaN/],
+      ['a string timeout', { timeout: '100' }, TypeError, /options\.timeout must be a number of milliseconds, got string "100"/],
+      ['a signal that is not an AbortSignal', { signal: { aborted: 'no' } }, TypeError, /options\.signal must be an AbortSignal/],
+      ['an empty lockfilePath', { lockfilePath: '' }, TypeError, /options\.lockfilePath must not be empty/],
+      ['a lockfilePath that is not a string', { lockfilePath: 7 }, TypeError, /options\.lockfilePath must be a string/],
+      ['minDelay above maxDelay', { minDelay: 50, maxDelay: 10 }, RangeError, /options\.minDelay \(50\) must not exceed options\.maxDelay \(10\)/],
+      ['an infinite maxDelay', { maxDelay: Infinity }, RangeError, /options\.maxDelay must be a finite non-negative number/],
+    ])('rejects %s', async (_what, options, type, message) => {
+      const error = await rejection(() => call(path, options));
+      expect(error).toBeInstanceOf(type);
+      expect((error as Error).message).toMatch(message);
+      // A rejected call must not leave the lock taken.
+      expect(await agent.canLock(path)).toBe(true);
+    });
+  });
+
+  it.each([
+    ['a string', 'not a function', /fn must be a function, got string/],
+    ['undefined', undefined, /fn must be a function, got undefined/],
+    ['null', null, /fn must be a function, got null/],
+  ])('withFileLock rejects fn that is %s, holding nothing', async (_what, fn, message) => {
+    const path = resourceIn(tempDir());
+    const error = await rejection(() => anyWithFileLock(path, fn));
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toMatch(message);
+    expect(await agent.canLock(path)).toBe(true);
+  });
+});
+
+/** Asserts a coded FileLockError that names the path, and that no descriptor was left open. */
+async function expectCodedError(
+  call: () => Promise<unknown>,
+  code: string,
+  named: string,
+  extra?: RegExp,
+): Promise<FileLockError> {
+  const before = fdCount();
+  const error = await rejection(call);
+  expect(error).toBeInstanceOf(FileLockError);
+  const e = error as FileLockError;
+  expect(e.code).toBe(code);
+  expect(e.message).toContain(named);
+  if (extra) expect(e.message).toMatch(extra);
+  expect(openFiles().filter((target) => target.startsWith(named))).toEqual([]);
+  expect(fdCount()).toBeLessThanOrEqual(before);
+  return e;
+}
+
+describe('system errors name the path and leave nothing held', () => {
+  it('a missing parent directory rejects with ENOENT', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'missing', 'sub', 'data');
+    const e = await expectCodedError(() => lock(path), 'ENOENT', join(dir, 'missing'));
+    expect(e.resource).toBe(path);
+    mkdirSync(join(dir, 'missing', 'sub'), { recursive: true });
+    const handle = await tryLock(path);
+    expect(handle).toBeDefined();
+    await handle!.release();
+  });
+
+  it('a lockfilePath in a missing directory rejects with ENOENT', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    await expectCodedError(() => withFileLock(path, () => 'ran', { lockfilePath: join(dir, 'nowhere', 'x.lock') }), 'ENOENT', join(dir, 'nowhere'));
+  });
+
+  it('a parent that is a regular file rejects with ENOTDIR', async () => {
+    const dir = tempDir();
+    const file = resourceIn(dir, 'plain');
+    await expectCodedError(() => lock(join(file, 'data')), 'ENOTDIR', file);
+  });
+
+  it('a lock path that is a directory rejects with EISDIR', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const lockPath = realpathSync(path) + '.lock';
+    mkdirSync(lockPath);
+    const e = await expectCodedError(() => lock(path), 'EISDIR', lockPath);
+    expect(e.path).toBe(lockPath);
+    expect(e.resource).toBe(path);
+    // Nothing stuck in this process: once the obstacle is gone the lock is free.
+    rmdirSync(lockPath);
+    const handle = await tryLock(path);
+    expect(handle).toBeDefined();
+    await handle!.release();
+  });
+
+  it('a lock file that is a symbolic link rejects with ELOOP and an explanation, and is never followed', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const lockPath = realpathSync(path) + '.lock';
+    const target = join(dir, 'target');
+    symlinkSync(target, lockPath);
+    const e = await expectCodedError(() => withFileLock(path, () => 'ran'), 'ELOOP', lockPath, /symbolic link/);
+    expect(e.path).toBe(lockPath);
+    // O_NOFOLLOW: the dangling link's target was not created.
+    expect(existsSync(target)).toBe(false);
+
+    writeFileSync(target, 'y');
+    await expectCodedError(() => lock(path), 'ELOOP', lockPath, /symbolic link/);
+
+    unlinkSync(lockPath);
+    await expect(withFileLock(path, () => 'ran', { timeout: 0 })).resolves.toBe('ran');
+  });
+
+  it('a lockfilePath that is a symbolic link rejects with ELOOP', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const real = resourceIn(dir, 'real.lock');
+    symlinkSync(real, join(dir, 'link.lock'));
+    await expectCodedError(() => lock(path, { lockfilePath: join(dir, 'link.lock') }), 'ELOOP', join(realpathSync(dir), 'link.lock'));
+    expect(await agent.canLock(path, { lockfilePath: real })).toBe(true);
+  });
+});
+
+describe('permission denied (as an unprivileged user)', () => {
+  // Root bypasses permission bits, so the locking process gives up its privileges first.
+  it('a directory without write permission rejects with EACCES; an existing lock file is locked read-only', async () => {
+    const dir = tempDir();
+    chmodSync(dir, 0o755);
+    const locked = join(dir, 'locked');
+    mkdirSync(locked);
+    const path = resourceIn(locked);
+    const existing = resourceIn(locked, 'existing');
+    writeFileSync(existing + '.lock', '');
+    chmodSync(existing + '.lock', 0o644);
+    chownSync(locked, 65534, 65534);
+    chmodSync(locked, 0o500);
+
+    const nobody = await Agent.start();
+    try {
+      expect(await nobody.call('dropPrivileges', { user: 65534, group: 65534 })).toEqual({ uid: 65534, gid: 65534 });
+      const before = await nobody.call<number>('fdCount');
+      const lockPath = join(realpathSync(locked), 'data.lock');
+
+      const error = await nobody.failure('tryLock', { path });
+      expect(error).toMatchObject({ name: 'FileLockError', code: 'EACCES' });
+      expect(error.message).toContain(lockPath);
+      // The failed attempt left nothing held in that process: a retry meets the same
+      // obstacle, not a lock it still holds itself.
+      expect(await nobody.failure('withFileLock', { path, options: { timeout: 0 } })).toMatchObject({ code: 'EACCES' });
+      expect(await nobody.call<number>('fdCount')).toBe(before);
+      expect(existsSync(lockPath)).toBe(false);
+
+      // The lock file exists but may not be written: a read-only descriptor still locks.
+      const existingLock = await nobody.call<string>('lock', { path: existing });
+      expect(existingLock).toBe(realpathSync(existing) + '.lock');
+      expect((await runFlock(['-n', existingLock, 'true']).exited).code).toBe(1);
+      expect(await agent.canLock(existing)).toBe(false);
+      await nobody.call('release', { path: existing });
+      expect(await agent.canLock(existing)).toBe(true);
+    } finally {
+      await nobody.stop();
+    }
+  });
+});
+
+describe('a read-only file system', () => {
+  let mountPoint: string;
+  beforeAll(() => {
+    mountPoint = mkdtempSync(join(tmpdir(), 'nfl-rofs-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]);
+    writeFileSync(join(mountPoint, 'data'), 'x');
+    writeFileSync(join(mountPoint, 'existing'), 'x');
+    writeFileSync(join(mountPoint, 'existing.lock'), '');
+    execFileSync('mount', ['-o', 'remount,ro', mountPoint]);
+  });
+  afterAll(() => {
+    // Lazy: cached lock-file descriptors (ours, the agent's) keep the mount busy until the idle sweep.
+    execFileSync('umount', ['-l', mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  it('rejects with EROFS when the lock file does not exist', async () => {
+    const path = join(mountPoint, 'data');
+    const lockPath = join(realpathSync(mountPoint), 'data.lock');
+    const e = await expectCodedError(() => lock(path), 'EROFS', lockPath);
+    expect(e.path).toBe(lockPath);
+    // Not left holding anything in-process: a one-attempt retry reports the same error, not a timeout.
+    await expectCodedError(() => withFileLock(path, () => 'ran', { timeout: 0 }), 'EROFS', lockPath);
+    // The same resource with its lock file elsewhere locks fine.
+    const elsewhere = join(tempDir(), 'data.lock');
+    await expect(withFileLock(path, () => 'ran', { lockfilePath: elsewhere })).resolves.toBe('ran');
+  });
+
+  it('locks through a read-only descriptor when the lock file already exists', async () => {
+    const path = join(mountPoint, 'existing');
+    const handle = await lock(path);
+    try {
+      expect(handle.path).toBe(join(realpathSync(mountPoint), 'existing.lock'));
+      expect((await runFlock(['-n', handle.path, 'true']).exited).code).toBe(1);
+      expect(await agent.canLock(path)).toBe(false);
+    } finally {
+      await handle.release();
+    }
+    expect((await runFlock(['-n', handle.path, 'true']).exited).code).toBe(0);
+    expect(await agent.canLock(path)).toBe(true);
+  });
+});

@@ -1,0 +1,308 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { lock, tryLock, withFileLock } from 'native-file-lock';
+
+import { Agent, fixture, openFiles, Proc, runFlock, runNode, runPython, settlesWithin, tempDir, waitFor } from './helpers.js';
+
+let agent: Agent;
+beforeAll(async () => {
+  agent = await Agent.start();
+});
+afterAll(async () => {
+  await agent.stop();
+});
+
+function resourceIn(dir: string, name = 'data'): string {
+  const path = join(dir, name);
+  writeFileSync(path, 'x');
+  return path;
+}
+
+const lockFileOf = (path: string) => realpathSync(path) + '.lock';
+
+describe('a counter file incremented by several processes', () => {
+  const PROCESSES = 4;
+  const INCREMENTS = 50;
+
+  async function runCounters(mode: 'lock' | 'nolock'): Promise<number> {
+    const file = join(tempDir(), 'counter');
+    writeFileSync(file, '0'.padStart(12, '0'));
+    const children = Array.from({ length: PROCESSES }, () => runNode(fixture('counter.mjs'), [file, String(INCREMENTS), mode]));
+    await Promise.all(children.map((child) => child.waitForOutput('ready')));
+    // Released together so that the increments really interleave.
+    for (const child of children) child.child.stdin!.end('go\n');
+    await Promise.all(children.map((child) => child.succeeded()));
+    return Number(readFileSync(file, 'utf8'));
+  }
+
+  it('loses no update when every increment runs under withFileLock', async () => {
+    expect(await runCounters('lock')).toBe(PROCESSES * INCREMENTS);
+  });
+
+  it('loses updates without the lock (the workload really races)', async () => {
+    expect(await runCounters('nolock')).toBeLessThan(PROCESSES * INCREMENTS);
+  });
+});
+
+describe('worker threads', () => {
+  it('four workers incrementing one counter file under withFileLock lose no update', async () => {
+    const file = join(tempDir(), 'counter');
+    writeFileSync(file, '0'.padStart(12, '0'));
+    const n = 50;
+    const workers = Array.from({ length: 4 }, () => new Worker(fixture('counter.mjs'), { workerData: { file, n, mode: 'lock' } }));
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            worker.once('message', () => resolve());
+            worker.once('error', reject);
+            worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited ${code}`))));
+          }),
+      ),
+    );
+    await Promise.all(workers.map((worker) => worker.terminate()));
+    expect(Number(readFileSync(file, 'utf8'))).toBe(4 * n);
+  });
+
+  it('a worker cannot take a lock the main thread holds, and can once it is released', async () => {
+    const path = resourceIn(tempDir());
+    const probe = () =>
+      new Promise<boolean>((resolve, reject) => {
+        const worker = new Worker(fixture('thread-probe.mjs'), { workerData: { path } });
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    const held = await lock(path);
+    try {
+      expect(await probe()).toBe(false);
+    } finally {
+      await held.release();
+    }
+    expect(await probe()).toBe(true);
+  });
+});
+
+describe('util-linux flock(1)', () => {
+  it('while flock(1) holds the lock file, tryLock fails and withFileLock waits for it to exit', async () => {
+    const path = resourceIn(tempDir());
+    const holder = runFlock([lockFileOf(path), 'sh', '-c', 'echo locked; read line']);
+    await holder.waitForOutput('locked');
+
+    await expect(tryLock(path)).resolves.toBeUndefined();
+    let released = false;
+    let ranAfterRelease: boolean | undefined;
+    const waiting = withFileLock(path, () => {
+      ranAfterRelease = released;
+    });
+    expect(await settlesWithin(waiting, 300)).toBe('pending');
+
+    released = true;
+    holder.child.stdin!.end('\n');
+    await holder.succeeded();
+    expect(await settlesWithin(waiting, 5_000)).toBe('settled');
+    await waiting;
+    expect(ranAfterRelease).toBe(true);
+  });
+
+  it('while we hold the lock, flock -n fails and flock -w succeeds once we release', async () => {
+    const path = resourceIn(tempDir());
+    const held = await lock(path);
+    let waiter: Proc;
+    try {
+      const nonBlocking = runFlock(['-n', held.path, 'true']);
+      expect((await nonBlocking.exited).code).toBe(1);
+
+      waiter = runFlock(['-w', '30', held.path, 'echo', 'got it']);
+      expect(await settlesWithin(waiter.exited, 300)).toBe('pending');
+    } finally {
+      await held.release();
+    }
+    await waiter.succeeded();
+    expect(waiter.stdout).toContain('got it');
+  });
+});
+
+describe("Python's fcntl.flock", () => {
+  const HOLD = ['import fcntl, sys', "f = open(sys.argv[1], 'a')", 'fcntl.flock(f, fcntl.LOCK_EX)', "print('locked', flush=True)", 'sys.stdin.readline()'].join('\n');
+  const TRY = [
+    'import fcntl, sys',
+    "f = open(sys.argv[1], 'a')",
+    'try:',
+    '    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)',
+    'except BlockingIOError:',
+    '    sys.exit(1)',
+    "print('locked', flush=True)",
+  ].join('\n');
+  const WAIT = ['import fcntl, sys', "f = open(sys.argv[1], 'a')", 'fcntl.flock(f, fcntl.LOCK_EX)', "print('locked', flush=True)"].join('\n');
+
+  it('while Python holds the lock file, tryLock fails and withFileLock waits for it', async () => {
+    const path = resourceIn(tempDir());
+    const holder = runPython(HOLD, [lockFileOf(path)]);
+    await holder.waitForOutput('locked');
+
+    await expect(tryLock(path)).resolves.toBeUndefined();
+    let released = false;
+    let ranAfterRelease: boolean | undefined;
+    const waiting = withFileLock(path, () => {
+      ranAfterRelease = released;
+    });
+    expect(await settlesWithin(waiting, 300)).toBe('pending');
+
+    released = true;
+    holder.child.stdin!.end('\n');
+    await holder.succeeded();
+    await waiting;
+    expect(ranAfterRelease).toBe(true);
+  });
+
+  it('while we hold the lock, a non-blocking Python flock fails and a blocking one succeeds once we release', async () => {
+    const path = resourceIn(tempDir());
+    const held = await lock(path);
+    let waiter: Proc;
+    try {
+      const attempt = runPython(TRY, [held.path]);
+      expect((await attempt.exited).code).toBe(1);
+
+      waiter = runPython(WAIT, [held.path]);
+      expect(await settlesWithin(waiter.exited, 500)).toBe('pending');
+      expect(waiter.stdout).toBe('');
+    } finally {
+      await held.release();
+    }
+    await waiter.succeeded();
+    expect(waiter.stdout).toContain('locked');
+  });
+});
+
+describe('a holder that dies', () => {
+  it('killed with SIGKILL lets a waiter in within a second', async () => {
+    const holder = await Agent.start();
+    const path = resourceIn(tempDir());
+    await holder.call('lock', { path });
+    let acquiredAt = 0;
+    const waiting = withFileLock(path, () => {
+      acquiredAt = performance.now();
+    });
+    expect(await settlesWithin(waiting, 200)).toBe('pending');
+    const killedAt = performance.now();
+    holder.kill('SIGKILL');
+    await waiting;
+    expect(acquiredAt - killedAt).toBeLessThan(1_000);
+    expect((await holder.proc.exited).signal).toBe('SIGKILL');
+  });
+});
+
+describe('a child process spawned while holding the lock', () => {
+  function isSleeping(pid: number): boolean {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it('does not keep our lock after we release it', async () => {
+    const path = resourceIn(tempDir());
+    const held = await lock(path);
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      expect(openFiles(sleeper.pid!)).not.toContain(held.path);
+      await held.release();
+      expect(isSleeping(sleeper.pid!)).toBe(true);
+      expect(await agent.canLock(path)).toBe(true);
+      // And flock(1), which knows nothing of this library, agrees.
+      expect((await runFlock(['-n', held.path, 'true']).exited).code).toBe(0);
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+  });
+
+  it('does not inherit the lock of a holder that dies without releasing', async () => {
+    const path = resourceIn(tempDir());
+    const holder = await Agent.start();
+    const lockPath = await holder.call<string>('lock', { path });
+    const sleeperPid = await holder.call<number>('spawnSleep');
+    try {
+      expect(isSleeping(sleeperPid)).toBe(true);
+      expect(openFiles(sleeperPid)).not.toContain(lockPath);
+      expect(await agent.canLock(path)).toBe(false);
+      holder.kill('SIGKILL');
+      await holder.proc.exited;
+      // The sleeper outlives its parent; had it inherited the descriptor, the lock would stay held.
+      expect(isSleeping(sleeperPid)).toBe(true);
+      await waitFor(() => agent.canLock(path), 'the lock to be free after its holder was killed', 1_000);
+      const handle = await tryLock(path);
+      expect(handle).toBeDefined();
+      await handle!.release();
+    } finally {
+      process.kill(sleeperPid, 'SIGKILL');
+    }
+  });
+});
+
+describe('symbolic links', () => {
+  it('a process locking through a symlink and one locking the file directly share one lock', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const link = join(dir, 'link');
+    symlinkSync(path, link);
+
+    const lockPath = await agent.call<string>('lock', { path: link });
+    expect(lockPath).toBe(lockFileOf(path));
+    await expect(tryLock(path)).resolves.toBeUndefined();
+    await agent.call('release', { path: link });
+
+    const held = await lock(path);
+    expect(await agent.canLock(link)).toBe(false);
+    await held.release();
+    expect(await agent.canLock(link)).toBe(true);
+  });
+
+  it('flock(1) on the canonical lock file excludes a holder that came through a symlink', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const link = join(dir, 'link');
+    symlinkSync(path, link);
+    const held = await lock(link);
+    try {
+      expect(held.path).toBe(lockFileOf(path));
+      expect((await runFlock(['-n', lockFileOf(path), 'true']).exited).code).toBe(1);
+    } finally {
+      await held.release();
+    }
+    expect((await runFlock(['-n', lockFileOf(path), 'true']).exited).code).toBe(0);
+  });
+
+  it('a file reached through a symlinked directory and directly shares one lock', async () => {
+    const dir = tempDir();
+    const real = join(dir, 'real');
+    mkdirSync(real);
+    const path = resourceIn(real);
+    symlinkSync(real, join(dir, 'dirlink'));
+    const viaLink = join(dir, 'dirlink', 'data');
+
+    await agent.call('lock', { path: viaLink });
+    await expect(tryLock(path)).resolves.toBeUndefined();
+    await agent.call('release', { path: viaLink });
+    const handle = await tryLock(path);
+    expect(handle).toBeDefined();
+    await handle!.release();
+  });
+
+  it('a resource that does not exist yet, named through a symlinked directory and directly, shares one lock', async () => {
+    const dir = tempDir();
+    const real = join(dir, 'real');
+    mkdirSync(real);
+    symlinkSync(real, join(dir, 'dirlink'));
+
+    await agent.call('lock', { path: join(dir, 'dirlink', 'future') });
+    await expect(tryLock(join(real, 'future'))).resolves.toBeUndefined();
+    await agent.call('release', { path: join(dir, 'dirlink', 'future') });
+    await expect(withFileLock(join(real, 'future'), () => 'ran', { timeout: 1_000 })).resolves.toBe('ran');
+  });
+});
