@@ -29,6 +29,16 @@ export function min(values) {
   return m;
 }
 
+/**
+ * The median of a[i] / b[i]: each ratio compares two measurements taken in the
+ * same round, moments apart, so a machine that gets busier or quieter during
+ * the run moves both sides alike. NaN when either side is missing.
+ */
+export function pairedRatio(a, b) {
+  if (!a || !b || a.length === 0 || a.length !== b.length) return NaN;
+  return median(a.map((x, i) => x / b[i]));
+}
+
 /** a / b, or NaN when either is missing. */
 export function ratio(a, b) {
   return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : NaN;

@@ -1,6 +1,6 @@
 // Scenario 2: four processes hammer one lock.
 import { fmt, heading, ratioText, table } from '../lib/format.mjs';
-import { median, ratio } from '../lib/stats.mjs';
+import { median, pairedRatio } from '../lib/stats.mjs';
 import { contendedRun } from './contended-run.mjs';
 
 export const title = 'Contended';
@@ -8,7 +8,7 @@ export const title = 'Contended';
 export async function run(ctx) {
   const procs = 4;
   const rounds = ctx.quick ? 2 : 3;
-  const cycles = ctx.quick ? { c: 20000, ours: 1500, fsne: 1500, plf: 75 } : { c: 100000, ours: 5000, fsne: 5000, plf: 250 };
+  const cycles = ctx.quick ? { c: 50000, ours: 10000, fsne: 2000, plf: 75 } : { c: 200000, ours: 50000, fsne: 10000, plf: 250 };
   const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
   const runs = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++) {
@@ -32,14 +32,17 @@ export async function run(ctx) {
     };
   }
   const s = summary;
+  const per = (n, f) => runs[n]?.map(f);
+  const throughput = (x) => x.throughput;
+  const maxWait = (x) => x.waitUs.max;
   const ratios = {
-    throughputOursOverFsne: ratio(s.ours?.throughput, s.fsne?.throughput),
-    maxWaitOursOverFsne: ratio(s.ours?.waitMaxUs, s.fsne?.waitMaxUs),
-    throughputOursOverC: ratio(s.ours?.throughput, s.c?.throughput),
-    throughputOursOverPlf: ratio(s.ours?.throughput, s.plf?.throughput),
+    throughputOursOverFsne: pairedRatio(per('ours', throughput), per('fsne', throughput)),
+    maxWaitOursOverFsne: pairedRatio(per('ours', maxWait), per('fsne', maxWait)),
+    throughputOursOverC: pairedRatio(per('ours', throughput), per('c', throughput)),
+    throughputOursOverPlf: pairedRatio(per('ours', throughput), per('plf', throughput)),
   };
 
-  heading(`2. ${title} (${procs} processes, ${rounds} rounds alternating; medians over rounds)`);
+  heading(`2. ${title} (${procs} processes, ${rounds} rounds alternating; medians over rounds, ratios are medians of per-round ratios)`);
   table(
     ['contender', 'cycles/proc', 'cycles/s', 'lost', 'wait p50 µs', 'p99 µs', 'max ms', 'worst max ms', 'finish ms (each process)', 'start skew ms', 'slow/fast', 'CPU µs/cycle', 'ctx sw/cycle'],
     names.map((n) => [

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { runTogether } from '../lib/child.mjs';
 import { fmt, heading, ratioText, table } from '../lib/format.mjs';
-import { max, median, min, ratio } from '../lib/stats.mjs';
+import { max, median, min, pairedRatio } from '../lib/stats.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -71,7 +71,7 @@ async function sqliteRun(ctx, mode, procs, transactions) {
 
 export async function run(ctx) {
   const procs = 4;
-  const rounds = ctx.quick ? 1 : 2;
+  const rounds = ctx.quick ? 2 : 3;
   const transactions = ctx.quick ? 300 : 1000;
   const modes = ctx.contenders(Object.keys(MODES));
   const runs = Object.fromEntries(modes.map((m) => [m, []]));
@@ -99,9 +99,10 @@ export async function run(ctx) {
     };
   }
   const s = summary;
+  const rate = (m) => runs[m]?.map((x) => x.committedPerSec);
   const ratios = {
-    oursOverImmediate: ratio(s.ours?.committedPerSec, s.immediate?.committedPerSec),
-    oursOverFsne: ratio(s.ours?.committedPerSec, s.fsne?.committedPerSec),
+    oursOverImmediate: pairedRatio(rate('ours'), rate('immediate')),
+    oursOverFsne: pairedRatio(rate('ours'), rate('fsne')),
   };
   heading(`5. ${title} (${procs} processes × ${transactions} transactions, WAL, synchronous=NORMAL; ${rounds} round(s))`);
   table(
@@ -119,7 +120,7 @@ export async function run(ctx) {
       ratioText(s[m].slowestOverFastest),
       fmt(s[m].cpuUsPerTx),
       fmt(s[m].switchesPerTx),
-      ratioText(ratio(s[m].committedPerSec, s.ours?.committedPerSec)),
+      ratioText(pairedRatio(rate(m), rate('ours'))),
     ]),
     { left: [0, 5] },
   );

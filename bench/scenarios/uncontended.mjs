@@ -3,13 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { fmt, heading, ratioText, table } from '../lib/format.mjs';
-import { max, median, min, ratio } from '../lib/stats.mjs';
+import { max, median, min, pairedRatio } from '../lib/stats.mjs';
 
 export const title = 'Uncontended cycle';
 
 export async function run(ctx) {
-  const rounds = ctx.quick ? 3 : 7;
-  const cycles = ctx.quick ? { c: 50000, ours: 20000, fsne: 3000, plf: 300 } : { c: 200000, ours: 100000, fsne: 10000, plf: 1000 };
+  const rounds = ctx.quick ? 5 : 9;
+  const cycles = ctx.quick ? { c: 50000, ours: 30000, fsne: 2000, plf: 200 } : { c: 200000, ours: 100000, fsne: 10000, plf: 1000 };
   const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const resource = {};
@@ -29,15 +29,15 @@ export async function run(ctx) {
   }
   const med = Object.fromEntries(names.map((n) => [n, median(samples[n])]));
   const ratios = {
-    oursOverC: ratio(med.ours, med.c),
-    fsneOverOurs: ratio(med.fsne, med.ours),
-    plfOverOurs: ratio(med.plf, med.ours),
+    oursOverC: pairedRatio(samples.ours, samples.c),
+    fsneOverOurs: pairedRatio(samples.fsne, samples.ours),
+    plfOverOurs: pairedRatio(samples.plf, samples.ours),
   };
 
-  heading(`1. ${title} (${rounds} rounds, alternating; µs per lock+unlock cycle)`);
+  heading(`1. ${title} (${rounds} rounds, alternating; µs per lock+unlock cycle; ratios are medians of per-round ratios)`);
   table(
     ['contender', 'cycles/round', 'median µs', 'min', 'max', 'vs ours', 'vs C'],
-    names.map((n) => [ctx.label(n), cycles[n], fmt(med[n], 3), fmt(min(samples[n]), 3), fmt(max(samples[n]), 3), ratioText(ratio(med[n], med.ours)), ratioText(ratio(med[n], med.c))]),
+    names.map((n) => [ctx.label(n), cycles[n], fmt(med[n], 3), fmt(min(samples[n]), 3), fmt(max(samples[n]), 3), ratioText(pairedRatio(samples[n], samples.ours)), ratioText(pairedRatio(samples[n], samples.c))]),
   );
   console.log(`  ours/C ${ratioText(ratios.oursOverC)}   fs-native-extensions/ours ${ratioText(ratios.fsneOverOurs)}   proper-lockfile/ours ${ratioText(ratios.plfOverOurs)}`);
   return { rounds, cycles, samples, medianUs: med, ratios };
