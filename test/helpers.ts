@@ -83,6 +83,23 @@ export function fdCount(): number {
   return openFiles().length;
 }
 
+/**
+ * Descriptors open now that were not open in an earlier openFiles() snapshot,
+ * counted by target (several descriptors may share one). Descriptors that
+ * closed in between are not reported: the test runner may close its own.
+ */
+export function fdsOpenedSince(snapshot: readonly string[]): string[] {
+  const remaining = new Map<string, number>();
+  for (const target of snapshot) remaining.set(target, (remaining.get(target) ?? 0) + 1);
+  const added: string[] = [];
+  for (const target of openFiles()) {
+    const left = remaining.get(target) ?? 0;
+    if (left > 0) remaining.set(target, left - 1);
+    else added.push(target);
+  }
+  return added;
+}
+
 /** Open descriptors of this process on lock files (anything ending in .lock). */
 export function lockFds(): string[] {
   return openFiles().filter((target) => target.endsWith('.lock'));
