@@ -13,6 +13,7 @@
 //   --chart            also write bench/chart.svg in quick mode (a full run
 //                      that includes scaling always does)
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -68,8 +69,27 @@ async function checkLibrary() {
     if (newestMtime(join(ROOT, 'src')) > newestMtime(join(ROOT, 'dist'))) {
       console.warn('warning: src/ is newer than dist/; run `npm run build:ts` to measure the current source');
     }
+    const addon = addonState();
+    if (addon.path && newestMtime(join(ROOT, 'native')) > statSync(join(ROOT, addon.path)).mtimeMs) {
+      console.warn(`warning: native/ is newer than ${addon.path}; run \`npm run build:native\` to measure the current source`);
+    }
   } catch {
     // No src/ next to dist/ (an installed copy): nothing to compare.
+  }
+}
+
+/**
+ * Which addon binary the workers will load (node-gyp-build's choice) and its
+ * mtime: a rebuild during the run (node-gyp deletes build/ first, so a stale
+ * prebuilds/ copy can load meanwhile) makes the figures mix builds.
+ */
+function addonState() {
+  try {
+    const path = createRequire(import.meta.url)('node-gyp-build').resolve(ROOT);
+    const st = statSync(path);
+    return { path: path.slice(ROOT.length + 1), mtime: new Date(st.mtimeMs).toISOString(), size: st.size };
+  } catch (error) {
+    return { error: error.message };
   }
 }
 
@@ -189,8 +209,9 @@ async function main() {
     process.exit(143);
   });
 
-  const env = { node: process.version, platform: `${process.platform}-${process.arch}`, kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model, tmpdir: tmpdir(), loadBefore: loadavg()[0], ...gitState() };
+  const env = { node: process.version, platform: `${process.platform}-${process.arch}`, kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model, tmpdir: tmpdir(), loadBefore: loadavg()[0], addon: addonState(), ...gitState() };
   console.log(`native-file-lock benchmark (${opts.quick ? 'quick' : 'full'}) — node ${env.node}, ${env.platform}, ${env.cpus} CPUs (${env.cpu}), kernel ${env.kernel}, commit ${env.commit ?? '?'}${env.dirtySource ? ' + uncommitted src/native changes' : ''}`);
+  console.log(`addon: ${env.addon.path ?? env.addon.error} (${env.addon.mtime ?? '?'})`);
   if (env.loadBefore > 0.5) console.log(`note: load average ${env.loadBefore.toFixed(2)} before the run; other work on this machine adds noise to every figure.`);
   if (env.cpus < 4) console.log(`note: ${env.cpus} CPUs; with 4+ processes the contenders also compete for CPU, which dominates waits.`);
 
@@ -228,6 +249,10 @@ async function main() {
   console.log(`  ${passed}/${rows.length} targets met`);
 
   env.loadAfter = loadavg()[0];
+  env.addonAfter = addonState();
+  if (JSON.stringify(env.addonAfter) !== JSON.stringify(env.addon)) {
+    console.log(`\nWARNING: the addon changed during the run (now ${env.addonAfter.path ?? env.addonAfter.error}, ${env.addonAfter.mtime ?? '?'}): the figures mix builds; run again.`);
+  }
   const output = { date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', seconds: (Date.now() - started) / 1000, env, results, targets: rows };
   writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(output, null, 1) + '\n');
   const written = [join(RESULTS, 'latest.json')];
