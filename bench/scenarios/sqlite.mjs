@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { runTogether } from '../lib/child.mjs';
 import { fmt, heading, ratioText, table } from '../lib/format.mjs';
+import { SCHEMA } from '../lib/kanban.mjs';
 import { max, median, min, pairedRatio } from '../lib/stats.mjs';
 
 const require = createRequire(import.meta.url);
@@ -21,13 +22,7 @@ function createDatabase(path) {
   const Database = require('better-sqlite3');
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
-  db.exec(`
-    CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL, status TEXT NOT NULL, worker INTEGER NOT NULL, created INTEGER NOT NULL);
-    CREATE TABLE events (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL REFERENCES tasks(id), kind TEXT NOT NULL, at INTEGER NOT NULL);
-    CREATE TABLE runs (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL REFERENCES tasks(id), worker INTEGER NOT NULL, status TEXT NOT NULL, started INTEGER NOT NULL);
-    CREATE INDEX events_task ON events(task_id);
-    CREATE INDEX runs_task ON runs(task_id);
-  `);
+  db.exec(SCHEMA);
   db.close();
 }
 
@@ -54,7 +49,7 @@ async function sqliteRun(ctx, mode, procs, transactions) {
   createDatabase(path);
   const children = [];
   for (let i = 0; i < procs; i++) {
-    children.push(ctx.node('sqlite.mjs', ['--mode', mode, '--db', path, '--transactions', String(transactions), '--worker', String(i + 1)], `sqlite ${mode} worker ${i + 1}/${procs}`));
+    children.push(ctx.node('sqlite.mjs', ['--mode', mode, '--db', path, '--transactions', String(transactions), '--worker', String(i + 1), '--warmup', String(ctx.quick ? 100 : 300)], `sqlite ${mode} worker ${i + 1}/${procs}`));
   }
   const results = await runTogether(children);
   const wallMs = (max(results.map((r) => r.end)) - min(results.map((r) => r.start))) / 1e6;
