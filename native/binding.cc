@@ -5,7 +5,7 @@
 // error number whose system call lastSyscall(slot) names. JavaScript turns
 // those into coded errors naming the path.
 //
-// A wait runs on a dedicated std::thread, never on the libuv pool (a wait
+// A wait runs on a thread of wait_pool, never on the libuv pool (a wait
 // there would stall the process's fs I/O), and reports through a
 // thread-safe function, one per Node environment (main thread or worker).
 #include <napi.h>
@@ -19,6 +19,7 @@
 
 #include "lock.h"
 #include "registry.h"
+#include "wait_pool.h"
 
 namespace {
 
@@ -33,7 +34,7 @@ struct Waiter {
   std::atomic<bool> cancelled{false};
   std::atomic<bool> done{false};
   int result = 0;
-  std::thread thread;
+  std::thread::native_handle_type thread{};
   Napi::FunctionReference callback;  // used on the JavaScript thread only
 };
 
@@ -74,7 +75,6 @@ Napi::Value LastSyscall(const Napi::CallbackInfo& info) {
 }
 
 void Finish(Napi::Env env, EnvState* state, const std::shared_ptr<Waiter>& w) {
-  if (w->thread.joinable()) w->thread.join();
   state->waits.erase(w->id);
   if (state->waits.empty()) state->report.Unref(env);
 }
@@ -104,7 +104,7 @@ Napi::Value StartWait(const Napi::CallbackInfo& info) {
   if (state->waits.empty()) state->report.Ref(env);
   state->waits[w->id] = w;
   Napi::ThreadSafeFunction report = state->report;
-  w->thread = std::thread([w, report]() mutable {
+  w->thread = nfl::run_on_wait_thread([w, report]() mutable {
     w->result = Registry::instance().wait_acquire(*w->slot, w->owner, w->exclusive, w->cancelled);
     auto* data = new std::shared_ptr<Waiter>(w);
     if (report.NonBlockingCall(data, Report) != napi_ok) delete data;
@@ -119,7 +119,7 @@ void Cancel(Napi::Env env, EnvState* state, const std::shared_ptr<Waiter>& w) {
   Registry::instance().wake_waiters(*w->slot);
   // Repeat: the first interrupt may land just before the thread blocks.
   while (!w->done.load()) {
-    nfl::interrupt_wait(w->thread.native_handle());
+    nfl::interrupt_wait(w->thread);
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   // It may have acquired just before it saw the cancellation.

@@ -25,12 +25,16 @@ interface Resolved {
   readonly missing: FileRef | undefined;
 }
 
-const cache = new Map<string, Resolved>();
+// One cache per kind of path: the same string means <path>.lock as a
+// resource and the file itself as a lockfilePath.
+const resources = new Map<string, Resolved>();
+const lockfiles = new Map<string, Resolved>();
 const CACHE_LIMIT = 1024;
 
 export function lockPathFor(resource: string, lockfilePath: string | undefined): string {
   const key = lockfilePath === undefined ? resource : lockfilePath;
   const absolute = isAbsolute(key) ? key : resolve(key);
+  const cache = lockfilePath === undefined ? resources : lockfiles;
   const cached = cache.get(absolute);
   if (cached !== undefined && stillValid(cached)) return cached.lockPath;
   const resolved = lockfilePath === undefined ? resolveResource(absolute, resource) : resolveLockfile(absolute, resource);
