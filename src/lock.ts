@@ -109,8 +109,9 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   if (options.signal?.aborted) throw options.signal.reason;
   const lockPath = lockPathFor(resource, options.lockfilePath);
 
-  const outer = heldInContext(lockPath);
-  if (outer !== undefined) return new Handle(outer.entry, resource, true);
+  const store = context.getStore();
+  const outer = heldIn(store, lockPath);
+  if (outer !== undefined) return new Handle(outer.entry, resource, true, store);
 
   let entry = registry.get(lockPath);
   if (entry === undefined) {
@@ -120,7 +121,7 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   }
   if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
   const result = native.acquire(entry.slot);
-  if (result === ACQUIRED) return new Handle(entry, resource, false);
+  if (result === ACQUIRED) return new Handle(entry, resource, false, store);
   if (result === BUSY && wait) return acquireSlowly(entry, options, resource, true);
   entry.release();
   if (result === BUSY) return undefined;
@@ -147,7 +148,7 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
     entry.release();
     throw error;
   }
-  const handle = new Handle(entry, resource, false);
+  const handle = new Handle(entry, resource, false, context.getStore());
   // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
     handle.releaseQuietly();
@@ -156,8 +157,9 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
   return handle;
 }
 
-function heldInContext(lockPath: string): Handle | undefined {
-  for (let h = context.getStore(); h !== undefined; h = h.outer) {
+/** The lock for lockPath held by a withFileLock callback around this call, if any. */
+function heldIn(store: Handle | undefined, lockPath: string): Handle | undefined {
+  for (let h = store; h !== undefined; h = h.outer) {
     if (h.entry.lockPath === lockPath && !h.released) return h;
   }
   return undefined;
@@ -167,17 +169,15 @@ function heldInContext(lockPath: string): Handle | undefined {
 
 class Handle implements FileLock {
   released = false;
-  /** The lock held by the withFileLock callback this handle was taken in. */
-  readonly outer: Handle | undefined;
 
   constructor(
     readonly entry: PathLock,
     readonly resource: string,
     /** A reentrant handle: the outer holder keeps the lock; releasing does nothing. */
     readonly nested: boolean,
-  ) {
-    this.outer = context.getStore();
-  }
+    /** The lock held by the withFileLock callback this handle was taken in. */
+    readonly outer: Handle | undefined,
+  ) {}
 
   get path(): string {
     return this.entry.lockPath;
