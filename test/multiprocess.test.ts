@@ -211,6 +211,8 @@ describe('a child process spawned while holding the lock', () => {
     const held = await lock(path);
     const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
+      // stdio 'ignore' is /dev/null: proof that the listing works, so the next line can fail.
+      expect(openFiles(sleeper.pid!)).toContain('/dev/null');
       expect(openFiles(sleeper.pid!)).not.toContain(held.path);
       await held.release();
       expect(isSleeping(sleeper.pid!)).toBe(true);
@@ -229,6 +231,7 @@ describe('a child process spawned while holding the lock', () => {
     const sleeperPid = await holder.call<number>('spawnSleep');
     try {
       expect(isSleeping(sleeperPid)).toBe(true);
+      expect(openFiles(sleeperPid)).toContain('/dev/null');
       expect(openFiles(sleeperPid)).not.toContain(lockPath);
       expect(await agent.canLock(path)).toBe(false);
       holder.kill('SIGKILL');
