@@ -81,8 +81,9 @@ describe('bad arguments', () => {
       ['a signal that is not an AbortSignal', { signal: { aborted: 'no' } }, TypeError, /options\.signal must be an AbortSignal/],
       ['an empty lockfilePath', { lockfilePath: '' }, TypeError, /options\.lockfilePath must not be empty/],
       ['a lockfilePath that is not a string', { lockfilePath: 7 }, TypeError, /options\.lockfilePath must be a string/],
-      ['minDelay above maxDelay', { minDelay: 50, maxDelay: 10 }, RangeError, /options\.minDelay \(50\) must not exceed options\.maxDelay \(10\)/],
-      ['an infinite maxDelay', { maxDelay: Infinity }, RangeError, /options\.maxDelay must be a finite non-negative number/],
+      ['an unknown key next to known ones', { timeout: 10, retries: 3 }, TypeError, /Unknown option 'retries'/],
+      ['a boolean timeout', { timeout: true }, TypeError, /options\.timeout must be a number of milliseconds, got boolean true/],
+      ['a negative infinite timeout', { timeout: -Infinity }, RangeError, /options\.timeout must be a non-negative number or Infinity, got -Infinity/],
     ])('rejects %s', async (_what, options, type, message) => {
       const error = await rejection(() => call(path, options));
       expect(error).toBeInstanceOf(type);
