@@ -14,11 +14,18 @@ const driver = fileURLToPath(new URL('./soak/run.mjs', import.meta.url));
 const SOAK_SECONDS = Number(process.env.NFL_SOAK_TEST_SECONDS ?? 12);
 
 describe('the soak audit', () => {
-  let dir: string;
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  function tempDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'nfl-audit-'));
+    dirs.push(dir);
+    return dir;
+  }
 
   function audit(journals: Record<number, string[]>, killedAt: Record<number, number>, counter: number) {
-    dir = mkdtempSync(join(tmpdir(), 'nfl-audit-'));
+    const dir = tempDir();
     for (const [id, lines] of Object.entries(journals)) writeFileSync(join(dir, `journal-${id}.log`), lines.map((l) => l + '\n').join(''));
     const instances = new Map<number, { killedAt?: number }>();
     for (const id of Object.keys(journals)) instances.set(Number(id), { killedAt: killedAt[Number(id)] });
@@ -65,7 +72,7 @@ describe('the soak audit', () => {
   });
 
   it('ignores a final line cut short by a kill', () => {
-    dir = mkdtempSync(join(tmpdir(), 'nfl-audit-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'journal-0.log'), 'E 1 100 with free\nI 1 1\nC 1 1\nE 2 10');
     const result = auditJournals(dir, new Map([[0, { killedAt: 200 }]]), '1');
     expect(result).toMatchObject({ committed: 1, entered: 1, lost: 0, overlaps: 0 });
