@@ -4,11 +4,14 @@ export interface SoakOptions {
   duration: number;
   /** Worker processes alive at a time. */
   processes: number;
+  /** 'fcntl' runs the workers with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl. */
+  lockKind?: 'flock' | 'fcntl';
   keep?: boolean;
   log?: (line: string) => void;
 }
 
 export interface SoakResult {
+  lockKind: 'flock' | 'fcntl';
   duration: number;
   elapsed: number;
   concurrent: number;

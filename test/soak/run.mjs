@@ -6,9 +6,11 @@
 // that the shared counter equals the number of committed critical sections,
 // then that the lock is free and no surviving worker leaked a descriptor.
 //
-//   node test/soak/run.mjs [--duration 120] [--processes 16] [--keep]
+//   node test/soak/run.mjs [--duration 120] [--processes 16] [--lock-kind flock|fcntl] [--keep]
 //
-// --duration takes seconds (or 90s, 5m). Prints one summary line and a line
+// --duration takes seconds (or 90s, 5m). --lock-kind fcntl runs the workers
+// with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl: POSIX record locks, the
+// semantics of flock on NFS. Prints one summary line and a line
 // 'SOAK_RESULT <json>'; exits 1 if any invariant failed.
 import { fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,15 +23,17 @@ const packageRoot = join(here, '..', '..');
 const MARKER_BYTES = 64;
 
 function parseArgs(argv) {
-  const options = { duration: 120, processes: 16, keep: false };
+  const options = { duration: 120, processes: 16, lockKind: 'flock', keep: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
     if (flag === '--duration') options.duration = parseDuration(value());
     else if (flag === '--processes') options.processes = Number(value());
+    else if (flag === '--lock-kind') options.lockKind = value();
     else if (flag === '--keep') options.keep = true;
-    else throw new Error(`unknown argument ${argv[i]}; usage: run.mjs [--duration 120|90s|5m] [--processes 16] [--keep]`);
+    else throw new Error(`unknown argument ${argv[i]}; usage: run.mjs [--duration 120|90s|5m] [--processes 16] [--lock-kind flock|fcntl] [--keep]`);
   }
+  if (options.lockKind !== 'flock' && options.lockKind !== 'fcntl') throw new Error(`--lock-kind must be flock or fcntl, got ${options.lockKind}`);
   if (!(options.processes >= 2)) throw new Error('--processes must be at least 2');
   return options;
 }
@@ -55,7 +59,17 @@ function descriptors(pid) {
   return out;
 }
 
-export async function runSoak({ duration, processes, keep = false, log = console.log }) {
+// Whether another process could take the lock file right now, with the kind
+// of lock the library uses: flock(1), or a Python record lock for fcntl.
+function peerSeesFree(lockPath, lockKind) {
+  const { LD_PRELOAD: _preload, ...env } = process.env;
+  if (lockKind === 'flock') return spawnSync('flock', ['-n', lockPath, 'true'], { env }).status === 0;
+  const code = 'import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\ntry:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(1)';
+  return spawnSync('python3', ['-c', code, lockPath], { env }).status === 0;
+}
+
+export async function runSoak({ duration, processes, lockKind = 'flock', keep = false, log = console.log }) {
+  const env = lockKind === 'fcntl' ? { ...process.env, NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' } : process.env;
   const dir = mkdtempSync(join(tmpdir(), 'nfl-soak-'));
   writeFileSync(join(dir, 'marker'), 'free'.padEnd(MARKER_BYTES, ' '));
   writeFileSync(join(dir, 'counter'), '0'.padEnd(32, ' '));
@@ -69,7 +83,7 @@ export async function runSoak({ duration, processes, keep = false, log = console
 
   function spawnWorker() {
     const id = nextId++;
-    const child = fork(join(here, 'worker.mjs'), [dir, String(id)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    const child = fork(join(here, 'worker.mjs'), [dir, String(id)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env });
     const inst = { id, child, pid: child.pid, ready: false, killedAt: undefined, baseline: undefined, exit: undefined, stderr: '' };
     child.stderr.setEncoding('utf8').on('data', (chunk) => (inst.stderr += chunk));
     inst.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve((inst.exit = { code, signal }))));
@@ -159,12 +173,12 @@ export async function runSoak({ duration, processes, keep = false, log = console
        if (held === undefined) { console.log('busy'); process.exit(3); }
        await held.release(); console.log('free');`,
     ],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env },
   );
   const freshFree = fresh.status === 0 && fresh.stdout.trim() === 'free';
   if (!freshFree) problems.push(`a fresh process could not take the lock: ${fresh.status} ${fresh.stdout} ${fresh.stderr}`);
-  const flockStatus = spawnSync('flock', ['-n', lockPath, 'true']).status;
-  if (flockStatus !== 0) problems.push(`flock -n ${lockPath} failed (status ${flockStatus}): the lock is still held`);
+  const peerFree = peerSeesFree(lockPath, lockKind);
+  if (!peerFree) problems.push(`a ${lockKind === 'flock' ? 'flock(1)' : 'Python fcntl.lockf'} peer could not take ${lockPath}: the lock is still held`);
 
   await Promise.all(
     survivors.map(async (inst) => {
@@ -180,6 +194,7 @@ export async function runSoak({ duration, processes, keep = false, log = console
   problems.push(...audit.problems);
 
   const result = {
+    lockKind,
     duration,
     elapsed,
     concurrent: processes,
@@ -198,11 +213,11 @@ export async function runSoak({ duration, processes, keep = false, log = console
     busy: audit.busy,
     errors: audit.errors,
     leakedDescriptors: leaked,
-    lockFreeAfter: freshFree && flockStatus === 0,
+    lockFreeAfter: freshFree && peerFree,
     problems,
   };
   log(
-    `soak: ${processes} processes at a time, ${result.spawned} spawned, ${kills} kills (${holderKills} inside the critical section), ` +
+    `soak (${lockKind}): ${processes} processes at a time, ${result.spawned} spawned, ${kills} kills (${holderKills} inside the critical section), ` +
       `${result.criticalSections} critical sections (${result.logged} logged + ${result.reconciled} reconciled after a kill), ` +
       `${result.timeouts} timeouts, ${result.aborts} aborts, ${result.busy} busy tryLocks, ` +
       `overlaps ${result.overlaps}, lost ${result.lost}, errors ${result.errors}, leaked descriptors ${leaked}, ` +
