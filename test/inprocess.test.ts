@@ -157,6 +157,7 @@ describe('exclusion inside one process', () => {
       expect(timeout.name).toBe('LockTimeoutError');
       expect(timeout.path).toBe(realpathSync(path) + '.lock');
       expect(timeout.message).toContain(realpathSync(path) + '.lock');
+      expect(timeout.message).toMatch(/\d+ ms/);
       expect(timeout.waited).toBeGreaterThanOrEqual(280);
       expect(timeout.waited).toBeLessThan(5_000);
       expect(elapsed).toBeGreaterThanOrEqual(280);
