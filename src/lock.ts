@@ -41,7 +41,7 @@ export function withFileLock<T>(path: string, fn: () => T | PromiseLike<T>, opti
 function runHolding<T>(handle: Handle, fn: () => T | PromiseLike<T>): Promise<Awaited<T>> {
   let result: T | PromiseLike<T>;
   try {
-    result = handle.nested ? fn() : context.run(handle, fn);
+    result = handle.root !== handle ? fn() : context.run(handle, fn);
   } catch (error) {
     handle.releaseQuietly();
     return Promise.reject(error);
@@ -111,7 +111,7 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
 
   const store = context.getStore();
   const outer = heldIn(store, lockPath);
-  if (outer !== undefined) return new Handle(outer.entry, resource, true, store);
+  if (outer !== undefined) return new Handle(outer.entry, resource, outer.root, store);
 
   let entry = registry.get(lockPath);
   if (entry === undefined) {
@@ -121,7 +121,7 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   }
   if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
   const result = native.acquire(entry.slot);
-  if (result === ACQUIRED) return new Handle(entry, resource, false, store);
+  if (result === ACQUIRED) return new Handle(entry, resource, undefined, store);
   if (result === BUSY && wait) return acquireSlowly(entry, options, resource, true);
   entry.release();
   if (result === BUSY) return undefined;
@@ -148,7 +148,7 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
     entry.release();
     throw error;
   }
-  const handle = new Handle(entry, resource, false, context.getStore());
+  const handle = new Handle(entry, resource, undefined, context.getStore());
   // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
     handle.releaseQuietly();
@@ -169,15 +169,25 @@ function heldIn(store: Handle | undefined, lockPath: string): Handle | undefined
 
 class Handle implements FileLock {
   released = false;
+  /**
+   * The handle that took the lock. A reentrant handle shares it: the file
+   * stays locked until the root and every reentrant handle are released,
+   * so nested work that outlives the outer callback never runs unlocked.
+   */
+  readonly root: Handle;
+  /** On the root: handles not yet released, itself included. */
+  private holds = 1;
 
   constructor(
     readonly entry: PathLock,
     readonly resource: string,
-    /** A reentrant handle: the outer holder keeps the lock; releasing does nothing. */
-    readonly nested: boolean,
+    root: Handle | undefined,
     /** The lock held by the withFileLock callback this handle was taken in. */
     readonly outer: Handle | undefined,
-  ) {}
+  ) {
+    this.root = root ?? this;
+    if (root !== undefined) root.holds++;
+  }
 
   get path(): string {
     return this.entry.lockPath;
@@ -203,7 +213,7 @@ class Handle implements FileLock {
   releaseSync(): void {
     if (this.released) return;
     this.released = true;
-    if (this.nested) return;
+    if (--this.root.holds > 0) return;
     const entry = this.entry;
     // On an unlock error the addon closes the descriptor, which drops the
     // lock anyway: the turn passes on either way.

@@ -291,6 +291,31 @@ describe('reentrancy', () => {
     expect(seen).toEqual([false, false, true]);
   });
 
+  it('a nested handle that escapes the outer callback keeps the file locked until it is released', async () => {
+    const path = resourceIn(tempDir());
+    let escaped: Awaited<ReturnType<typeof lock>> | undefined;
+    await withFileLock(path, async () => {
+      escaped = await lock(path, { timeout: 2_000 });
+    });
+    expect(escaped!.released).toBe(false);
+    expect(await agent.canLock(path)).toBe(false);
+    await escaped!.release();
+    expect(await agent.canLock(path)).toBe(true);
+  });
+
+  it('a nested withFileLock that is not awaited still runs under the lock after the outer call ended', async () => {
+    const path = resourceIn(tempDir());
+    let inner: Promise<boolean> | undefined;
+    await withFileLock(path, () => {
+      inner = withFileLock(path, async () => {
+        await sleep(50);
+        return agent.canLock(path);
+      }, { timeout: 2_000 });
+    });
+    expect(await inner).toBe(false);
+    expect(await agent.canLock(path)).toBe(true);
+  });
+
   it('a nested error propagates through the outer call and still releases the lock', async () => {
     const path = resourceIn(tempDir());
     const error = new Error('inner failure');
