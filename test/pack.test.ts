@@ -1,0 +1,157 @@
+// What `npm pack` publishes, and whether a project that installs that tarball
+// with install scripts blocked (--ignore-scripts, or npm's allowScripts) gets a
+// working addon without compiling anything.
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { tempDir } from './helpers.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const run = promisify(execFile);
+const onWindows = process.platform === 'win32';
+const tuple = `${process.platform}-${process.arch}`;
+const ADDON = 'native-file-lock.node';
+
+/** npm through a shell on Windows, where it is npm.cmd. */
+function npm(args: string[], cwd: string) {
+  return run(onWindows ? 'npm.cmd' : 'npm', args, { cwd, shell: onWindows, maxBuffer: 16 << 20, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' } });
+}
+
+interface PackedFile {
+  path: string;
+  size: number;
+}
+
+// Everything a user needs and nothing else: the compiled library, the native
+// sources and binding.gyp (node-gyp-build compiles where no prebuild matches),
+// the prebuilds, and npm's own package.json / README / LICENSE.
+const ALLOWED = [
+  /^package\.json$/,
+  /^README\.md$/,
+  /^LICENSE(\.md|\.txt)?$/,
+  /^binding\.gyp$/,
+  /^dist\/(esm|cjs)\/[\w.-]+\.(js|cjs|d\.ts|d\.cts)$/,
+  /^dist\/cjs\/package\.json$/,
+  /^native\/[\w-]+\.(cc|h)$/,
+  new RegExp(`^prebuilds/(linux|darwin|win32)-(x64|arm64)/${ADDON.replace('.', '\\.')}$`),
+];
+
+/** The machine an ELF, PE or Mach-O file was built for, as a platform-arch tuple. */
+function machineOf(file: string): string {
+  const b = readFileSync(file);
+  if (b.readUInt32BE(0) === 0x7f454c46) return { 0x3e: 'linux-x64', 0xb7: 'linux-arm64' }[b.readUInt16LE(18)] ?? 'linux-?';
+  if (b.toString('latin1', 0, 2) === 'MZ') {
+    const pe = b.readUInt32LE(0x3c);
+    return b.readUInt16LE(pe + 4) === 0x8664 ? 'win32-x64' : 'win32-?';
+  }
+  if (b.readUInt32LE(0) === 0xfeedfacf) return { 0x01000007: 'darwin-x64', 0x0100000c: 'darwin-arm64' }[b.readUInt32LE(4)] ?? 'darwin-?';
+  return 'unknown';
+}
+
+describe('the npm package', () => {
+  let files: PackedFile[];
+  beforeAll(async () => {
+    const { stdout } = await npm(['pack', '--dry-run', '--json', '--ignore-scripts'], root);
+    files = (JSON.parse(stdout) as { files: PackedFile[] }[])[0]!.files;
+  }, 60_000);
+
+  it('ships the ESM and CommonJS builds with their types, binding.gyp and every native source it names', () => {
+    const paths = files.map((f) => f.path);
+    for (const required of ['package.json', 'binding.gyp', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json']) {
+      expect(paths, required).toContain(required);
+    }
+    const gypSources = readFileSync(join(root, 'binding.gyp'), 'utf8').match(/native\/[\w-]+\.cc/g) ?? [];
+    expect(gypSources.length).toBeGreaterThan(1);
+    for (const source of gypSources) expect(paths, source).toContain(source);
+    const headers = readdirSync(join(root, 'native')).filter((f) => f.endsWith('.h'));
+    for (const header of headers) expect(paths, header).toContain(`native/${header}`);
+  });
+
+  it('ships nothing else: no build/, sources, tests, logs or stray files', () => {
+    const unexpected = files.map((f) => f.path).filter((p) => !ALLOWED.some((re) => re.test(p)));
+    expect(unexpected).toEqual([]);
+  });
+
+  it('has sane sizes: small text files, addons of plausible size for the machine their folder names', () => {
+    for (const f of files) {
+      if (f.path.endsWith('.node')) {
+        expect(f.size, f.path).toBeGreaterThan(10_000);
+        expect(f.size, f.path).toBeLessThan(5_000_000);
+        expect(machineOf(join(root, f.path)), f.path).toBe(f.path.split('/')[1]);
+      } else {
+        expect(f.size, f.path).toBeLessThan(200_000);
+      }
+    }
+    expect(files.reduce((sum, f) => sum + f.size, 0)).toBeLessThan(10_000_000);
+  });
+
+  it('installed into a fresh project with --ignore-scripts, loads the prebuilt addon and locks across processes', async () => {
+    // The tarball is packed from a copy: when prebuild:all has not run (a
+    // fresh clone), the addon npm install compiled stands in for this
+    // platform's prebuild, exactly as prebuildify would place it.
+    const stage = join(tempDir(), 'package');
+    for (const f of files) {
+      mkdirSync(dirname(join(stage, f.path)), { recursive: true });
+      cpSync(join(root, f.path), join(stage, f.path));
+    }
+    const prebuild = join(stage, 'prebuilds', tuple, ADDON);
+    if (!existsSync(prebuild)) {
+      const built = join(root, 'build', 'Release', 'native_file_lock.node');
+      expect(existsSync(built), `neither prebuilds/${tuple} nor build/Release has an addon: run npm run build`).toBe(true);
+      mkdirSync(dirname(prebuild), { recursive: true });
+      cpSync(built, prebuild);
+    }
+    const packDir = tempDir();
+    const { stdout: packed } = await npm(['pack', '--ignore-scripts', '--pack-destination', packDir], stage);
+    const tarball = join(packDir, packed.trim().split('\n').pop()!);
+
+    const project = tempDir();
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    await npm(['install', '--ignore-scripts', '--prefer-offline', '--no-package-lock', tarball], project);
+    const installed = join(project, 'node_modules', 'native-file-lock');
+    expect(existsSync(join(installed, 'build')), 'nothing was compiled').toBe(false);
+
+    // ESM and CommonJS entry points, the addon node-gyp-build picked, and a
+    // second process refused while this one holds the lock.
+    writeFileSync(
+      join(project, 'check.mjs'),
+      `
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { lock, withFileLock } from 'native-file-lock';
+const require = createRequire(import.meta.url);
+const cjs = require('native-file-lock');
+const addon = require('node-gyp-build').path(require.resolve('native-file-lock/package.json').replace(/package\\.json$/, ''));
+const resource = process.argv[2];
+const other = () => {
+  try {
+    execFileSync(process.execPath, ['--input-type=module', '-e', \`import { tryLock } from 'native-file-lock'; process.exitCode = (await tryLock(\${JSON.stringify(resource)})) ? 0 : 3;\`], { stdio: 'ignore' });
+    return 0;
+  } catch (error) {
+    return error.status;
+  }
+};
+const held = await lock(resource);
+const whileHeld = other();
+await held.release();
+const afterRelease = other();
+const value = await withFileLock(resource, () => 42);
+const cjsValue = await cjs.withFileLock(resource, () => 'cjs');
+console.log(JSON.stringify({ addon, lockPath: held.path, whileHeld, afterRelease, value, cjsValue }));
+`,
+    );
+    const resource = join(tempDir(), 'resource');
+    const { stdout } = await run(process.execPath, ['check.mjs', resource], { cwd: project });
+    const result = JSON.parse(stdout);
+    expect(result.addon).toBe(join(realpathSync.native(installed), 'prebuilds', tuple, ADDON));
+    expect(result.lockPath.endsWith('resource.lock')).toBe(true);
+    expect(result.whileHeld).toBe(3);
+    expect(result.afterRelease).toBe(0);
+    expect(result.value).toBe(42);
+    expect(result.cjsValue).toBe('cjs');
+  }, 120_000);
+});
