@@ -96,7 +96,12 @@ int open_lock_file(const char* path, Handle* out, const char** syscall) {
     int err = errno;
     // A lock file that exists on a read-only file system, or that we may
     // not write, can still be locked through a read-only descriptor.
-    if (err == EROFS || err == EACCES || err == EPERM) fd = open(path, open_flags(O_RDONLY));
+    if (err == EROFS || err == EACCES || err == EPERM) {
+      fd = open(path, open_flags(O_RDONLY));
+      // Another user's symlink in a sticky directory fails the create with
+      // EACCES; the read-only open names the real obstacle.
+      if (fd < 0 && errno == ELOOP) err = ELOOP;
+    }
     if (fd < 0) return -err;
   }
   struct stat st;

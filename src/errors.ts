@@ -69,7 +69,10 @@ export function systemError(errno: number, syscall: string, path: string, resour
       { code: 'ELOCKUNSUPPORTED', errno, syscall, path, resource },
     );
   }
-  const detail = HINTS[name] ?? errorMessage(errno);
+  const detail =
+    name === 'EBADF' && LOCK_CALLS.has(syscall)
+      ? 'the lock file could only be opened read-only, and this file system needs a writable descriptor for an exclusive lock'
+      : (HINTS[name] ?? errorMessage(errno));
   return new FileLockError(`${name}: ${syscall} failed on lock file '${path}'${detail ? ` (${detail})` : ''}`, {
     code: name,
     errno,
