@@ -7,7 +7,7 @@ export const title = 'Scaling';
 
 export async function run(ctx) {
   const points = [1, 2, 4, 8, 16];
-  const rounds = ctx.quick ? 1 : 2;
+  const rounds = ctx.quick ? 1 : 3;
   const cycles = ctx.quick ? { c: 10000, ours: 2000, fsne: 400 } : { c: 40000, ours: 10000, fsne: 2500 };
   const names = ctx.contenders(['c', 'ours', 'fsne']);
   const series = Object.fromEntries(names.map((n) => [n, []]));
