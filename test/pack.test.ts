@@ -3,7 +3,7 @@
 // working addon without compiling anything.
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ const run = promisify(execFile);
 const onWindows = process.platform === 'win32';
 const tuple = `${process.platform}-${process.arch}`;
 const ADDON = 'native-file-lock.node';
+/** The file names prebuild:all writes: Linux builds carry the glibc tag. */
+const PREBUILD = /^native-file-lock(\.glibc)?\.node$/;
 
 /** npm through a shell on Windows, where it is npm.cmd. */
 function npm(args: string[], cwd: string) {
@@ -37,7 +39,7 @@ const ALLOWED = [
   /^dist\/(esm|cjs)\/[\w.-]+\.(js|cjs|d\.ts|d\.cts)$/,
   /^dist\/cjs\/package\.json$/,
   /^native\/[\w-]+\.(cc|h)$/,
-  new RegExp(`^prebuilds/(linux|darwin|win32)-(x64|arm64)/${ADDON.replace('.', '\\.')}$`),
+  /^prebuilds\/(linux|darwin|win32)-(x64|arm64)\/native-file-lock(\.glibc)?\.node$/,
 ];
 
 /** The machine an ELF, PE or Mach-O file was built for, as a platform-arch tuple. */
@@ -98,8 +100,9 @@ describe('the npm package', () => {
       mkdirSync(dirname(join(stage, f.path)), { recursive: true });
       cpSync(join(root, f.path), join(stage, f.path));
     }
-    const prebuild = join(stage, 'prebuilds', tuple, ADDON);
-    if (!existsSync(prebuild)) {
+    const prebuildDir = join(stage, 'prebuilds', tuple);
+    if (!existsSync(prebuildDir) || !readdirSync(prebuildDir).some((f) => PREBUILD.test(f))) {
+      const prebuild = join(prebuildDir, ADDON);
       const built = join(root, 'build', 'Release', 'native_file_lock.node');
       expect(existsSync(built), `neither prebuilds/${tuple} nor build/Release has an addon: run npm run build`).toBe(true);
       mkdirSync(dirname(prebuild), { recursive: true });
@@ -147,7 +150,8 @@ console.log(JSON.stringify({ addon, lockPath: held.path, whileHeld, afterRelease
     const resource = join(tempDir(), 'resource');
     const { stdout } = await run(process.execPath, ['check.mjs', resource], { cwd: project });
     const result = JSON.parse(stdout);
-    expect(result.addon).toBe(join(realpathSync.native(installed), 'prebuilds', tuple, ADDON));
+    expect(dirname(result.addon)).toBe(join(realpathSync.native(installed), 'prebuilds', tuple));
+    expect(basename(result.addon)).toMatch(PREBUILD);
     expect(result.lockPath.endsWith('resource.lock')).toBe(true);
     expect(result.whileHeld).toBe(3);
     expect(result.afterRelease).toBe(0);
