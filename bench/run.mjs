@@ -254,8 +254,12 @@ async function main() {
     console.log(`\nWARNING: the addon changed during the run (now ${env.addonAfter.path ?? env.addonAfter.error}, ${env.addonAfter.mtime ?? '?'}): the figures mix builds; run again.`);
   }
   const output = { date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', seconds: (Date.now() - started) / 1000, env, results, targets: rows };
-  writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(output, null, 1) + '\n');
-  const written = [join(RESULTS, 'latest.json')];
+  const json = JSON.stringify(output, null, 1) + '\n';
+  // latest.json for tools; a dated copy so that runs can be compared later.
+  const dated = join(RESULTS, `${output.mode}-${output.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(join(RESULTS, 'latest.json'), json);
+  writeFileSync(dated, json);
+  const written = [join(RESULTS, 'latest.json'), dated];
   if (results.scaling && !results.scaling.error) {
     const note = `${opts.quick ? 'quick run' : 'full run'}, ${output.date.slice(0, 10)}, node ${env.node}, ${env.cpus} CPUs, ${env.platform}; medians of ${results.scaling.rounds} round(s) per point`;
     const svg = scalingChart(results.scaling, LABELS, note);

@@ -21,7 +21,7 @@ export async function contendedRun(ctx, contender, procs, cycles) {
     children.push(
       contender === 'c'
         ? ctx.c(['contended', `${resource}.lock`, counter, String(cycles)], label)
-        : ctx.node('contended.mjs', ['--contender', contender, '--path', resource, '--counter', counter, '--cycles', String(cycles), '--warmupMs', String(ctx.quick ? 100 : 300)], label),
+        : ctx.node('contended.mjs', ['--contender', contender, '--path', resource, '--counter', counter, '--cycles', String(cycles), '--warmupMs', String(ctx.quick ? 50 : 300)], label),
     );
   }
   const results = await runTogether(children);

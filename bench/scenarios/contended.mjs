@@ -8,7 +8,7 @@ export const title = 'Contended';
 export async function run(ctx) {
   const procs = 4;
   const rounds = ctx.quick ? 2 : 3;
-  const cycles = ctx.quick ? { c: 50000, ours: 10000, fsne: 2000, plf: 75 } : { c: 200000, ours: 50000, fsne: 10000, plf: 250 };
+  const cycles = ctx.quick ? { c: 50000, ours: 10000, fsne: 2000, plf: 40 } : { c: 200000, ours: 50000, fsne: 10000, plf: 250 };
   const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
   const runs = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++) {

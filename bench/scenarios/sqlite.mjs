@@ -67,7 +67,7 @@ async function sqliteRun(ctx, mode, procs, transactions) {
 export async function run(ctx) {
   const procs = 4;
   const rounds = ctx.quick ? 2 : 3;
-  const transactions = ctx.quick ? 300 : 1000;
+  const transactions = ctx.quick ? 200 : 1000;
   const modes = ctx.contenders(Object.keys(MODES));
   const runs = Object.fromEntries(modes.map((m) => [m, []]));
   for (let r = 0; r < rounds; r++) {

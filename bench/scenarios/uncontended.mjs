@@ -8,8 +8,8 @@ import { max, median, min, pairedRatio } from '../lib/stats.mjs';
 export const title = 'Uncontended cycle';
 
 export async function run(ctx) {
-  const rounds = ctx.quick ? 5 : 9;
-  const cycles = ctx.quick ? { c: 50000, ours: 30000, fsne: 2000, plf: 200 } : { c: 200000, ours: 100000, fsne: 10000, plf: 1000 };
+  const rounds = ctx.quick ? 4 : 9;
+  const cycles = ctx.quick ? { c: 50000, ours: 30000, fsne: 1500, plf: 150 } : { c: 200000, ours: 100000, fsne: 10000, plf: 1000 };
   const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const resource = {};
