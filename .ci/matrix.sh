@@ -201,10 +201,24 @@ export default { resolve: { alias: { vitest: '$WORK/vitest3/node_modules/vitest/
 EOF
 }
 
+# Where no prebuild matches, the install script (node-gyp-build) compiles the
+# shipped sources with node-gyp. LIBC=musl makes node-gyp-build see a musl
+# system, for which no prebuild is tagged; the compiler is the host's.
+source_build() (
+  set -e
+  mkdir -p "$WORK/consumer-src/portability"
+  cd "$WORK/consumer-src"
+  echo '{ "name": "matrix-source-build", "private": true, "type": "module" }' >package.json
+  cp "$ROOT"/test/portability/*.mjs portability/
+  LIBC=musl npm install --foreground-scripts "$WORK"/pack/*.tgz
+  LIBC=musl node portability/core.mjs | tee core-out.txt
+  grep -qE '^# addon: .*native-file-lock/build/Release/native_file_lock\.node$' core-out.txt || { echo "the addon loaded was not the one compiled at install"; exit 1; }
+)
+
 # --- legs ------------------------------------------------------------------------
 
 export WORK CONSUMER ROOT ABI_BOUND
-export -f core wine_core vitest_on
+export -f core wine_core vitest_on source_build
 
 setup "wine prefix" wine_setup
 for v in "${NODE_WIN[@]}"; do
@@ -241,6 +255,7 @@ for v in "${NODE_X64[@]}"; do
     leg linux-x64 "node $v" "vitest $VITEST4" vitest_on "$node" node_modules/vitest/vitest.mjs
   fi
 done
+leg linux-x64 "node $(node -p process.versions.node), LIBC=musl" "source build" source_build
 leg linux-x64 "bun $BUN" core.mjs core linux-x64 "$WORK/tools/node_modules/.bin/bun"
 leg linux-x64 "deno $DENO" core.mjs core linux-x64 "$WORK/tools/node_modules/.bin/deno" run --allow-all
 
