@@ -80,6 +80,7 @@ async function main(argv) {
   if (argv.includes('--check')) return check(Object.keys(TARGETS));
   if (argv[0] === '--sysroot') {
     // --sysroot x64|arm64 DIR: only fetches the sysroot (the matrix runs Node on it too).
+    if (!(argv[1] in LINUX) || !argv[2]) throw new Error('usage: --sysroot x64|arm64 DIR');
     const target = { name: `sysroot-${argv[1]}`, log: [] };
     const dir = path.resolve(argv[2]);
     try {
@@ -167,21 +168,21 @@ function buildEnv(extra) {
 async function buildLinux(target, linux) {
   const { arch, triplet, prefix } = linux;
   for (const tool of [`${prefix}gcc`, `${prefix}g++`, 'apt-get', 'dpkg-deb']) await requireTool(tool);
-  const root = process.env[`NFL_SYSROOT_${arch.toUpperCase()}`] || (await sysroot(target, linux, path.join(path.dirname(target.dir), `sysroot-${arch}`)));
-  const cxxVersion = readdirSync(path.join(root, 'usr/include/c++'))[0];
+  const sysrootDir = process.env[`NFL_SYSROOT_${arch.toUpperCase()}`] || (await sysroot(target, linux, path.join(path.dirname(target.dir), `sysroot-${arch}`)));
+  const cxxVersion = readdirSync(path.join(sysrootDir, 'usr/include/c++'))[0];
   // Compile and link against the old system: its headers and C library, its
   // libstdc++ headers (the host compiler's own would ask for the host's
   // libstdc++), its crt files (-B), and its library directories ahead of
   // the host compiler's built-in ones (-L). libstdc++ stays a shared
   // library: linking it in (-static-libstdc++) drags in code that needs a
   // newer glibc than the one it is compiled against.
-  const sys = `--sysroot=${root} -B${root}/usr/lib/${triplet}`;
-  const cxx = `${prefix}g++ ${sys} -nostdinc++ -isystem ${root}/usr/include/c++/${cxxVersion} -isystem ${root}/usr/include/${triplet}/c++/${cxxVersion}`;
+  const sys = `--sysroot=${sysrootDir} -B${sysrootDir}/usr/lib/${triplet}`;
+  const cxx = `${prefix}g++ ${sys} -nostdinc++ -isystem ${sysrootDir}/usr/include/c++/${cxxVersion} -isystem ${sysrootDir}/usr/include/${triplet}/c++/${cxxVersion}`;
   const env = buildEnv({
     CC: `${prefix}gcc ${sys}`,
     CXX: cxx,
     LINK: cxx,
-    LDFLAGS: [`${root}/usr/lib/gcc/${triplet}/${cxxVersion}`, `${root}/usr/lib/${triplet}`, `${root}/lib/${triplet}`].map((d) => `-L${d}`).join(' '),
+    LDFLAGS: [`${sysrootDir}/usr/lib/gcc/${triplet}/${cxxVersion}`, `${sysrootDir}/usr/lib/${triplet}`, `${sysrootDir}/lib/${triplet}`].map((d) => `-L${d}`).join(' '),
     AR: `${prefix}ar`,
     PREBUILD_STRIP_BIN: `${prefix}strip`,
   });
