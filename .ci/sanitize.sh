@@ -51,6 +51,8 @@ asan_leg() {
   addon=$(cd "$pkg" && node -e 'process.stdout.write(require("node-gyp-build").path(process.cwd()))') || return 1
   if [ "$addon" != "$pkg/build/Release/native_file_lock.node" ] || ! ldd "$addon" | grep -q libasan; then
     echo "sanitize: asan+ubsan: FAILED: the copy would load $addon, which is not the sanitized build"
+    ldd "$addon" 2>&1 | sed 's/^/    /'
+    tail -20 "$work/asan-build.log" | sed 's/^/    /'
     return 1
   fi
   local libasan

@@ -14,10 +14,11 @@ import {
 // before vitest) and keep the published declarations honest.
 describe('the published types', () => {
   it('withFileLock resolves to the awaited value of fn, sync or async', () => {
+    // Functions that are never called: only their types matter here.
     expectTypeOf(withFileLock<number>).returns.toEqualTypeOf<Promise<number>>();
-    expectTypeOf(withFileLock('x', async () => 'text')).toEqualTypeOf<Promise<string>>();
-    expectTypeOf(withFileLock('x', () => 42)).toEqualTypeOf<Promise<number>>();
-    expectTypeOf(withFileLock('x', () => Promise.resolve({ ok: true as const }))).toEqualTypeOf<Promise<{ ok: true }>>();
+    expectTypeOf(() => withFileLock('x', async () => 'text')).returns.toEqualTypeOf<Promise<string>>();
+    expectTypeOf(() => withFileLock('x', () => 42)).returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf(() => withFileLock('x', () => Promise.resolve({ ok: true as const }))).returns.toEqualTypeOf<Promise<{ ok: true }>>();
   });
 
   it('lock and tryLock return handles that can be disposed', () => {
