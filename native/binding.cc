@@ -58,10 +58,11 @@ Napi::Value GetSlot(const Napi::CallbackInfo& info) {
                                                     [](Napi::Env, std::shared_ptr<Slot>* s) { delete s; });
 }
 
-// acquire(slot): one attempt, never waits.
+// acquire(slot, mayYield): one attempt, never waits; see try_acquire.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Slot& slot = *SlotArg(info[0]);
-  return Number(info.Env(), Registry::instance().try_acquire(slot, State(info.Env()), true));
+  bool may_yield = info[1].As<Napi::Boolean>().Value();
+  return Number(info.Env(), Registry::instance().try_acquire(slot, State(info.Env()), true, may_yield));
 }
 
 // release(slot)

@@ -40,6 +40,10 @@ int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled);
 // repeatedly; harmless after the wait ended.
 void interrupt_wait(std::thread::native_handle_type t);
 
+// True when another process is queued for the lock behind h (see
+// wait_lock); false where that cannot be known.
+bool others_waiting(Handle h);
+
 // Identity of an open file or of what a path names now (symlinks
 // followed): equal dev and ino mean the same file.
 struct FileId {

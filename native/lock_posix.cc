@@ -140,6 +140,42 @@ int unlock(Handle h) {
   return r;
 }
 
+namespace {
+
+// Waiters queue before they block on the lock. flock(2) wakes every blocked
+// waiter on each unlock, and all but one go back to sleep: with a waiter per
+// process that is a context switch per process per release. So a waiter
+// first takes an exclusive OFD lock on byte 0 of the lock file (Linux; flock
+// never sees OFD locks), and only the head of that queue blocks in flock.
+// Record-lock mode skips it: OFD and POSIX locks of one file conflict.
+int queue_once(int fd, short type) {
+#ifdef F_OFD_SETLKW
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  return fcntl(fd, type == F_UNLCK ? F_OFD_SETLK : F_OFD_SETLKW, &fl) == 0 ? 0 : -errno;
+#else
+  (void)fd;
+  (void)type;
+  return -ENOTSUP;
+#endif
+}
+
+
+// Blocks in one interruptible call until it succeeds, fails or is cancelled.
+template <typename Call>
+int blocking(const std::atomic<bool>& cancelled, Call call) {
+  for (;;) {
+    if (cancelled.load()) return kCancelled;
+    int r = call();
+    if (r != -EINTR) return r;
+  }
+}
+
+}  // namespace
+
 int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
   if (!wake_signal_ready()) {
     // No way to interrupt a blocked call: poll, 1 ms apart.
@@ -151,12 +187,33 @@ int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
       nanosleep(&ms, nullptr);
     }
   }
-  for (;;) {
-    if (cancelled.load()) return kCancelled;
-    int r = lock_once(h, exclusive, true);
-    if (r == 0) return kAcquired;
-    if (r != -EINTR) return r;
+  int fd = static_cast<int>(h);
+  // A read-only descriptor cannot take the write lock of the queue (EBADF),
+  // and some file systems have no OFD locks: then wait without queueing.
+  bool queued = false;
+  if (!kRecordLocks) {
+    int q = blocking(cancelled, [fd] { return queue_once(fd, F_WRLCK); });
+    if (q == kCancelled) return kCancelled;
+    queued = q == 0;
   }
+  int r = blocking(cancelled, [h, exclusive] { return lock_once(h, exclusive, true); });
+  if (queued) queue_once(fd, F_UNLCK);
+  return r == 0 ? kAcquired : r;
+}
+
+bool others_waiting(Handle h) {
+#ifdef F_OFD_GETLK
+  if (kRecordLocks) return false;
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  return fcntl(static_cast<int>(h), F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+#else
+  (void)h;
+  return false;
+#endif
 }
 
 void interrupt_wait(std::thread::native_handle_type t) {

@@ -103,6 +103,9 @@ int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
 
 void interrupt_wait(std::thread::native_handle_type) {}
 
+// Waiters poll here; there is no queue to look at.
+bool others_waiting(Handle) { return false; }
+
 namespace {
 int handle_id(HANDLE h, FileId* out) {
   BY_HANDLE_FILE_INFORMATION info;

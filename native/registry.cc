@@ -76,9 +76,22 @@ void Registry::unclaim(Slot& s) {
   }
 }
 
-int Registry::try_acquire(Slot& s, const void* owner, bool exclusive) {
+// A released flock goes to whoever asks first, and that is nearly always
+// the releasing process asking again: the woken waiter still has to be
+// scheduled. Looking for queued waiters costs a system call, so only every
+// kStreak-th acquisition in a row looks.
+constexpr int kStreak = 16;
+
+int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield) {
   if (!claim(s, owner)) return kBusy;
   int r = lock_claimed(s, exclusive, nullptr);
+  if (r == kAcquired && may_yield && ++s.streak >= kStreak) {
+    s.streak = 0;
+    if (others_waiting(s.handle)) {
+      unlock(s.handle);
+      r = kBusy;
+    }
+  }
   if (r != kAcquired) unclaim(s);
   return r;
 }
@@ -95,6 +108,7 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std
     }
     int r = lock_claimed(s, exclusive, &cancelled);
     if (r == kAcquired) {
+      s.streak = 0;
       if (!cancelled.load()) return kAcquired;
       release(s);
       return kCancelled;

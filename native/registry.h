@@ -35,6 +35,7 @@ struct Slot {
   Handle handle = kNoHandle;
   FileId id{};
   const char* failed_syscall = "";
+  int streak = 0;  // acquisitions without waiting since this process last waited
 };
 
 class Registry {
@@ -45,8 +46,10 @@ class Registry {
 
   // Claims the slot and takes the file lock without waiting: kAcquired,
   // kBusy (claimed here or locked elsewhere), or an error (failed_syscall
-  // says which call).
-  int try_acquire(Slot& s, const void* owner, bool exclusive);
+  // says which call). With may_yield, a process that keeps taking the lock
+  // again without waiting steps back (kBusy) once in a while when another
+  // process is queued for it, so that waiter gets its turn.
+  int try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield);
   // The same, blocking the calling dedicated thread until acquired, failed
   // or cancelled (kCancelled; nothing held).
   int wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled);

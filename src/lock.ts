@@ -120,7 +120,7 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
     startSweeper();
   }
   if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
-  const result = native.acquire(entry.slot);
+  const result = native.acquire(entry.slot, wait);
   if (result === ACQUIRED) return new Handle(entry, resource, undefined, store);
   if (result === BUSY && wait) return acquireSlowly(entry, options, resource, true);
   entry.release();
@@ -141,7 +141,7 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
   if (!haveTurn) await entry.acquire(limits);
   try {
     // With the turn already ours, the caller has just found the file lock busy.
-    const result = haveTurn ? BUSY : native.acquire(entry.slot);
+    const result = haveTurn ? BUSY : native.acquire(entry.slot, true);
     if (result === BUSY) await waitForFile(entry.slot, limits);
     else if (result !== ACQUIRED) throw systemError(result, native.lastSyscall(entry.slot), entry.lockPath, resource);
   } catch (error) {

@@ -21,8 +21,12 @@ export function fileRef(path: string): FileRef {
  */
 export interface Native {
   slot(lockPath: string): Slot;
-  /** Claims the slot and locks the file if both are free now; never waits. */
-  acquire(slot: Slot): number;
+  /**
+   * Claims the slot and locks the file if both are free now; never waits.
+   * With mayYield it answers BUSY now and then while another process is
+   * queued, after a run of acquisitions without waiting.
+   */
+  acquire(slot: Slot, mayYield: boolean): number;
   /** Unlocks and frees the slot. */
   release(slot: Slot): number;
   lastSyscall(slot: Slot): string;
