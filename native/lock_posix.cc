@@ -145,24 +145,41 @@ namespace {
 // Waiters queue before they block on the lock. flock(2) wakes every blocked
 // waiter on each unlock, and all but one go back to sleep: with a waiter per
 // process that is a context switch per process per release. So a waiter
-// first takes an exclusive OFD lock on byte 0 of the lock file (Linux; flock
-// never sees OFD locks), and only the head of that queue blocks in flock.
-// Record-lock mode skips it: OFD and POSIX locks of one file conflict.
-int queue_once(int fd, short type) {
+// first takes an exclusive OFD lock on byte 0 of the lock file (a "ticket";
+// Linux; flock never sees OFD locks), and only the head of that queue blocks
+// in flock. Record-lock mode skips it: OFD and POSIX locks of one file
+// conflict. A whole-file record lock someone else holds on the lock file
+// conflicts with tickets too; it is told apart by its range and ignored.
 #ifdef F_OFD_SETLKW
+constexpr bool kHaveQueue = true;
+#else
+constexpr bool kHaveQueue = false;
+#define F_OFD_GETLK 0
+#define F_OFD_SETLK 0
+#define F_OFD_SETLKW 0
+#endif
+
+int queue_call(int fd, int cmd, short type) {
   struct flock fl;
   std::memset(&fl, 0, sizeof(fl));
   fl.l_type = type;
   fl.l_whence = SEEK_SET;
   fl.l_len = 1;
-  return fcntl(fd, type == F_UNLCK ? F_OFD_SETLK : F_OFD_SETLKW, &fl) == 0 ? 0 : -errno;
-#else
-  (void)fd;
-  (void)type;
-  return -ENOTSUP;
-#endif
+  return fcntl(fd, cmd, &fl) == 0 ? 0 : -errno;
 }
 
+// True if another open file description holds a ticket (not some other
+// record lock) on the queue byte.
+bool ticket_taken(int fd) {
+  if (!kHaveQueue || kRecordLocks) return false;
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
+  return fl.l_type != F_UNLCK && fl.l_start == 0 && fl.l_len == 1;
+}
 
 // Blocks in one interruptible call until it succeeds, fails or is cancelled.
 template <typename Call>
@@ -188,33 +205,23 @@ int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
     }
   }
   int fd = static_cast<int>(h);
-  // A read-only descriptor cannot take the write lock of the queue (EBADF),
-  // and some file systems have no OFD locks: then wait without queueing.
+  // A read-only descriptor cannot take a write ticket (EBADF), and some file
+  // systems have no OFD locks: then wait without queueing.
   bool queued = false;
-  if (!kRecordLocks) {
-    int q = blocking(cancelled, [fd] { return queue_once(fd, F_WRLCK); });
-    if (q == kCancelled) return kCancelled;
+  if (kHaveQueue && !kRecordLocks) {
+    int q = queue_call(fd, F_OFD_SETLK, F_WRLCK);
+    if ((q == -EAGAIN || q == -EACCES) && ticket_taken(fd)) {
+      q = blocking(cancelled, [fd] { return queue_call(fd, F_OFD_SETLKW, F_WRLCK); });
+      if (q == kCancelled) return kCancelled;
+    }
     queued = q == 0;
   }
   int r = blocking(cancelled, [h, exclusive] { return lock_once(h, exclusive, true); });
-  if (queued) queue_once(fd, F_UNLCK);
+  if (queued) queue_call(fd, F_OFD_SETLK, F_UNLCK);
   return r == 0 ? kAcquired : r;
 }
 
-bool others_waiting(Handle h) {
-#ifdef F_OFD_GETLK
-  if (kRecordLocks) return false;
-  struct flock fl;
-  std::memset(&fl, 0, sizeof(fl));
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_len = 1;
-  return fcntl(static_cast<int>(h), F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-#else
-  (void)h;
-  return false;
-#endif
-}
+bool others_waiting(Handle h) { return ticket_taken(static_cast<int>(h)); }
 
 void interrupt_wait(std::thread::native_handle_type t) {
   if (wake_signal_ready()) pthread_kill(t, wake_signal());

@@ -178,6 +178,24 @@ describe("Python's fcntl.flock", () => {
   });
 });
 
+describe('a POSIX record lock that someone else holds on the lock file', () => {
+  // Waiters queue on an OFD lock of byte 0; a whole-file record lock from
+  // another program conflicts with that byte but must not hold anyone up.
+  const LOCKF = 'import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\nfcntl.lockf(fd, fcntl.LOCK_EX)\nprint("held", flush=True)\ntime.sleep(60)';
+
+  it('neither stalls repeated locking nor keeps a waiter from the flock', async () => {
+    const path = resourceIn(tempDir());
+    const lockf = runPython(LOCKF, [lockFileOf(path)]);
+    await lockf.waitForOutput('held');
+    for (let i = 0; i < 100; i++) await withFileLock(path, () => {}, { timeout: 2_000 });
+    const holder = runFlock([lockFileOf(path), 'sh', '-c', 'echo locked; sleep 0.3']);
+    await holder.waitForOutput('locked');
+    const held = await lock(path, { timeout: 5_000 });
+    await held.release();
+    expect(lockf.running).toBe(true);
+  });
+});
+
 describe('a holder that dies', () => {
   it('killed with SIGKILL lets a waiter in within a second', async () => {
     const holder = await Agent.start();
