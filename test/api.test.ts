@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as esm from 'native-file-lock';
 import { lock, tryLock, withFileLock, FileLockError, LockTimeoutError } from 'native-file-lock';
 
-import { Agent, settlesWithin, sleep, tempDir } from './helpers.js';
+import { Agent, settlesWithin, sleep, tempDir, resourceIn } from './helpers.js';
 
 // Another process is the only honest judge of whether a lock is still held:
 // a tryLock in this process would reuse this process's own descriptor.
@@ -17,12 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent.stop();
 });
-
-function resourceIn(dir: string, name = 'data'): string {
-  const path = join(dir, name);
-  writeFileSync(path, 'x');
-  return path;
-}
 
 describe('withFileLock', () => {
   it('resolves to the value a synchronous fn returns', async () => {

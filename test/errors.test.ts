@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, fdCount, openFiles, runFlock, tempDir } from './helpers.js';
+import { Agent, fdCount, openFiles, runFlock, tempDir, resourceIn } from './helpers.js';
 
 let agent: Agent;
 beforeAll(async () => {
@@ -15,12 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent.stop();
 });
-
-function resourceIn(dir: string, name = 'data'): string {
-  const path = join(dir, name);
-  writeFileSync(path, 'x');
-  return path;
-}
 
 /** Calls the library and returns what it rejected with; fails if it threw synchronously or resolved. */
 async function rejection(call: () => Promise<unknown>): Promise<unknown> {

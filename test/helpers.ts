@@ -1,7 +1,7 @@
 // Shared utilities for the test suite: temp dirs, real child processes,
 // descriptor accounting and waiting on conditions with generous deadlines.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,13 @@ export function tempDir(prefix = 'nfl-test-'): string {
 }
 
 /** Polls until cond() is truthy; fails with message after timeout ms. */
+/** A small file at dir/name to protect with a lock. */
+export function resourceIn(dir: string, name = 'data'): string {
+  const path = join(dir, name);
+  writeFileSync(path, 'x');
+  return path;
+}
+
 export async function waitFor<T>(cond: () => T | Promise<T>, message: string, timeout = 10_000, interval = 10): Promise<T> {
   const deadline = Date.now() + timeout;
   for (;;) {

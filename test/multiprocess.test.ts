@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, fixture, openFiles, Proc, runFlock, runNode, runPython, settlesWithin, tempDir, waitFor } from './helpers.js';
+import { Agent, fixture, openFiles, Proc, runFlock, runNode, runPython, settlesWithin, tempDir, waitFor, resourceIn } from './helpers.js';
 
 let agent: Agent;
 beforeAll(async () => {
@@ -15,12 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent.stop();
 });
-
-function resourceIn(dir: string, name = 'data'): string {
-  const path = join(dir, name);
-  writeFileSync(path, 'x');
-  return path;
-}
 
 const lockFileOf = (path: string) => realpathSync(path) + '.lock';
 

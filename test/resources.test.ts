@@ -1,10 +1,9 @@
-import { realpathSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { LockTimeoutError, lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
 
-import { Agent, fdCount, fdsOpenedSince, lockFds, openFiles, sleep, tempDir, waitFor, waitForLockFdsClosed } from './helpers.js';
+import { Agent, fdCount, fdsOpenedSince, lockFds, openFiles, sleep, tempDir, waitFor, waitForLockFdsClosed, resourceIn } from './helpers.js';
 
 let agent: Agent;
 beforeAll(async () => {
@@ -19,12 +18,6 @@ afterAll(async () => {
 beforeEach(async () => {
   await waitForLockFdsClosed();
 });
-
-function resourceIn(dir: string, name = 'data'): string {
-  const path = join(dir, name);
-  writeFileSync(path, 'x');
-  return path;
-}
 
 /** The idle sweep closes cached descriptors within about two seconds; allow three times that. */
 async function expectBackToBaseline(baseline: string[]): Promise<void> {
