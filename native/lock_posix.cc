@@ -153,10 +153,11 @@ namespace {
 #ifdef F_OFD_SETLKW
 constexpr bool kHaveQueue = true;
 #else
+// Never called without OFD locks; an invalid command if it ever were.
 constexpr bool kHaveQueue = false;
-#define F_OFD_GETLK 0
-#define F_OFD_SETLK 0
-#define F_OFD_SETLKW 0
+#define F_OFD_GETLK (-1)
+#define F_OFD_SETLK (-1)
+#define F_OFD_SETLKW (-1)
 #endif
 
 int queue_call(int fd, int cmd, short type) {
