@@ -78,18 +78,26 @@ void Registry::unclaim(Slot& s) {
 
 // A released flock goes to whoever asks first, and that is nearly always
 // the releasing process asking again: the woken waiter still has to be
-// scheduled. Looking for queued waiters costs a system call, so only every
-// kStreak-th acquisition in a row looks.
-constexpr int kStreak = 16;
+// scheduled. So a process may keep the lock to itself for kTurn, then it
+// steps back once if another process is queued; with n processes a waiter
+// waits about n turns. Switching costs a handoff, so turns are long enough
+// for switches to stay rare. Only every kLookEvery-th acquisition in a row
+// reads the clock, and only after a full turn does it look at the queue.
+constexpr auto kTurn = std::chrono::milliseconds(2);
+constexpr int kLookEvery = 16;
 
 int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield) {
   if (!claim(s, owner)) return kBusy;
   int r = lock_claimed(s, exclusive, nullptr);
-  if (r == kAcquired && may_yield && ++s.streak >= kStreak) {
-    s.streak = 0;
-    if (others_waiting(s.handle)) {
-      unlock(s.handle);
-      r = kBusy;
+  if (r == kAcquired && may_yield && ++s.streak % kLookEvery == 0) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - s.streak_began >= kTurn) {
+      if (others_waiting(s.handle)) {
+        unlock(s.handle);
+        r = kBusy;
+      } else {
+        s.streak_began = now;
+      }
     }
   }
   if (r != kAcquired) unclaim(s);
@@ -109,6 +117,7 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std
     int r = lock_claimed(s, exclusive, &cancelled);
     if (r == kAcquired) {
       s.streak = 0;
+      s.streak_began = std::chrono::steady_clock::now();
       if (!cancelled.load()) return kAcquired;
       release(s);
       return kCancelled;

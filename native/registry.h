@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -35,7 +36,10 @@ struct Slot {
   Handle handle = kNoHandle;
   FileId id{};
   const char* failed_syscall = "";
-  int streak = 0;  // acquisitions without waiting since this process last waited
+  // Acquisitions without waiting since this process last waited, and when
+  // that run began.
+  int streak = 0;
+  std::chrono::steady_clock::time_point streak_began;
 };
 
 class Registry {
@@ -46,9 +50,9 @@ class Registry {
 
   // Claims the slot and takes the file lock without waiting: kAcquired,
   // kBusy (claimed here or locked elsewhere), or an error (failed_syscall
-  // says which call). With may_yield, a process that keeps taking the lock
-  // again without waiting steps back (kBusy) once in a while when another
-  // process is queued for it, so that waiter gets its turn.
+  // says which call). With may_yield, a process that has kept taking the
+  // lock again without waiting for a while steps back (kBusy) once when
+  // another process is queued for it, so that waiter gets its turn.
   int try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield);
   // The same, blocking the calling dedicated thread until acquired, failed
   // or cancelled (kCancelled; nothing held).
