@@ -3,7 +3,7 @@
 // `npm run bench -- --quick` (under a minute). Every scenario runs its
 // contenders in the same run, alternating, and reports medians and ratios
 // against each other; targets are judged on those ratios only. It uses the
-// library as built in dist/ (run `npm run build` first); the only thing it
+// library as built in dist/ (run `npm run compile` first); the only thing it
 // compiles is the C reference program.
 //
 //   --quick            fewer rounds and cycles
@@ -63,7 +63,7 @@ async function checkLibrary() {
   try {
     await import('native-file-lock');
   } catch (error) {
-    throw new Error(`native-file-lock does not load from dist/ and build/ (run \`npm run build\`): ${error.message}`);
+    throw new Error(`native-file-lock does not load from dist/ and build/ (run \`npm run compile\`): ${error.message}`);
   }
   try {
     if (newestMtime(join(ROOT, 'src')) > newestMtime(join(ROOT, 'dist'))) {

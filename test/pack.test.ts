@@ -104,7 +104,7 @@ describe('the npm package', () => {
     if (!existsSync(prebuildDir) || !readdirSync(prebuildDir).some((f) => PREBUILD.test(f))) {
       const prebuild = join(prebuildDir, ADDON);
       const built = join(root, 'build', 'Release', 'native_file_lock.node');
-      expect(existsSync(built), `neither prebuilds/${tuple} nor build/Release has an addon: run npm run build`).toBe(true);
+      expect(existsSync(built), `neither prebuilds/${tuple} nor build/Release has an addon: run npm run compile`).toBe(true);
       mkdirSync(dirname(prebuild), { recursive: true });
       cpSync(built, prebuild);
     }

@@ -14,7 +14,7 @@ async function loadOurs() {
   try {
     return await import('native-file-lock');
   } catch (error) {
-    throw new Error(`cannot load native-file-lock from dist/ (run \`npm run build\` first): ${error.message}`);
+    throw new Error(`cannot load native-file-lock from dist/ (run \`npm run compile\` first): ${error.message}`);
   }
 }
 
