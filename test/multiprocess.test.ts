@@ -80,26 +80,33 @@ describe('worker threads', () => {
   });
 });
 
+/**
+ * With holder (a peer process that prints 'locked' once it holds the lock
+ * file and lets go on a line of input) holding: tryLock fails, withFileLock
+ * waits, and its callback runs only after the peer let go.
+ */
+async function expectToWaitFor(path: string, holder: Proc): Promise<void> {
+  await holder.waitForOutput('locked');
+  await expect(tryLock(path)).resolves.toBeUndefined();
+  let released = false;
+  let ranAfterRelease: boolean | undefined;
+  const waiting = withFileLock(path, () => {
+    ranAfterRelease = released;
+  });
+  expect(await settlesWithin(waiting, 300)).toBe('pending');
+
+  released = true;
+  holder.child.stdin!.end('\n');
+  await holder.succeeded();
+  expect(await settlesWithin(waiting, 5_000)).toBe('settled');
+  await waiting;
+  expect(ranAfterRelease).toBe(true);
+}
+
 describe('util-linux flock(1)', () => {
   it('while flock(1) holds the lock file, tryLock fails and withFileLock waits for it to exit', async () => {
     const path = resourceIn(tempDir());
-    const holder = runFlock([lockFileOf(path), 'sh', '-c', 'echo locked; read line']);
-    await holder.waitForOutput('locked');
-
-    await expect(tryLock(path)).resolves.toBeUndefined();
-    let released = false;
-    let ranAfterRelease: boolean | undefined;
-    const waiting = withFileLock(path, () => {
-      ranAfterRelease = released;
-    });
-    expect(await settlesWithin(waiting, 300)).toBe('pending');
-
-    released = true;
-    holder.child.stdin!.end('\n');
-    await holder.succeeded();
-    expect(await settlesWithin(waiting, 5_000)).toBe('settled');
-    await waiting;
-    expect(ranAfterRelease).toBe(true);
+    await expectToWaitFor(path, runFlock([lockFileOf(path), 'sh', '-c', 'echo locked; read line']));
   });
 
   it('while we hold the lock, flock -n fails and flock -w succeeds once we release', async () => {
@@ -135,22 +142,7 @@ describe("Python's fcntl.flock", () => {
 
   it('while Python holds the lock file, tryLock fails and withFileLock waits for it', async () => {
     const path = resourceIn(tempDir());
-    const holder = runPython(HOLD, [lockFileOf(path)]);
-    await holder.waitForOutput('locked');
-
-    await expect(tryLock(path)).resolves.toBeUndefined();
-    let released = false;
-    let ranAfterRelease: boolean | undefined;
-    const waiting = withFileLock(path, () => {
-      ranAfterRelease = released;
-    });
-    expect(await settlesWithin(waiting, 300)).toBe('pending');
-
-    released = true;
-    holder.child.stdin!.end('\n');
-    await holder.succeeded();
-    await waiting;
-    expect(ranAfterRelease).toBe(true);
+    await expectToWaitFor(path, runPython(HOLD, [lockFileOf(path)]));
   });
 
   it('while we hold the lock, a non-blocking Python flock fails and a blocking one succeeds once we release', async () => {
