@@ -1,9 +1,9 @@
 // Argument and result conversion, and the threads that wait. The registry
 // and the platform files do the locking.
 //
-// Results are numbers: ACQUIRED 0, BUSY 1, CANCELLED 3, or a negative libuv
-// error number whose system call lastSyscall(slot) names. JavaScript turns
-// those into coded errors naming the path.
+// Results are numbers: ACQUIRED 0, BUSY 1, or a negative libuv error number
+// whose system call lastSyscall(slot) names; JavaScript turns those into
+// coded errors naming the path. A cancelled wait never reports.
 //
 // A wait runs on a thread of wait_pool, never on the libuv pool (a wait
 // there would stall the process's fs I/O), and reports through a
@@ -206,7 +206,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["closeIdle"] = Napi::Function::New(env, CloseIdle, "closeIdle");
   exports["recordPath"] = Napi::Function::New(env, RecordPath, "recordPath");
   exports["samePath"] = Napi::Function::New(env, SamePath, "samePath");
-  exports["lockKind"] = Napi::String::New(env, nfl::lock_kind());
+  exports["lockKind"] = Napi::String::New(env, nfl::kLockSyscall);
   exports["unlockSyscall"] = Napi::String::New(env, nfl::kUnlockSyscall);
   return exports;
 }

@@ -53,13 +53,12 @@ struct FileId {
 int file_id(Handle h, FileId* out);
 int path_id(const char* utf8_path, FileId* out);
 
-// The system call names that errors from this platform carry.
+// The system call names that errors from this platform carry. kLockSyscall
+// also names the kind of lock: "flock" or "fcntl" on POSIX (fcntl record
+// locks are a test-only mode that reproduces how NFS emulates flock),
+// "LockFileEx" on Windows.
 extern const char* const kLockSyscall;
 extern const char* const kUnlockSyscall;
 extern const char* const kStatSyscall;
-
-// "flock" or "fcntl" on POSIX (fcntl record locks are a test-only mode that
-// reproduces how NFS emulates flock), "LockFileEx" on Windows.
-const char* lock_kind();
 
 }  // namespace nfl

@@ -86,8 +86,6 @@ const char* const kLockSyscall = kRecordLocks ? "fcntl" : "flock";
 const char* const kUnlockSyscall = kLockSyscall;
 const char* const kStatSyscall = "stat";
 
-const char* lock_kind() { return kLockSyscall; }
-
 int open_lock_file(const char* path, Handle* out, const char** syscall) {
   *syscall = "open";
   // O_NONBLOCK: a FIFO planted at the lock path must not hang the open.

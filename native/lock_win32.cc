@@ -18,8 +18,6 @@ const char* const kLockSyscall = "LockFileEx";
 const char* const kUnlockSyscall = "UnlockFileEx";
 const char* const kStatSyscall = "GetFileInformationByHandle";
 
-const char* lock_kind() { return kLockSyscall; }
-
 namespace {
 
 int last_error() { return uv_translate_sys_error(static_cast<int>(GetLastError())); }

@@ -16,8 +16,8 @@ export function fileRef(path: string): FileRef {
 }
 
 /**
- * The addon's surface (native/binding.cc). Results are ACQUIRED, BUSY,
- * CANCELLED, or a negative libuv error number from the call lastSyscall names.
+ * The addon's surface (native/binding.cc). Results are ACQUIRED, BUSY, or a
+ * negative libuv error number from the call lastSyscall names.
  */
 export interface Native {
   slot(lockPath: string): Slot;
@@ -52,4 +52,3 @@ export const native = binding as Native;
 
 export const ACQUIRED = 0;
 export const BUSY = 1;
-export const CANCELLED = 3;
