@@ -18,6 +18,14 @@ afterAll(async () => {
   await agent.stop();
 });
 
+/** Nothing holds the lock: neither another process nor this one is kept out. */
+async function expectFree(path: string): Promise<void> {
+  expect(await agent.canLock(path)).toBe(true);
+  const handle = await tryLock(path);
+  expect(handle).toBeDefined();
+  await handle!.release();
+}
+
 describe('withFileLock', () => {
   it('resolves to the value a synchronous fn returns', async () => {
     const path = resourceIn(tempDir());
@@ -49,10 +57,7 @@ describe('withFileLock', () => {
       throw error;
     }).catch((e: unknown) => e);
     expect(caught).toBe(error);
-    expect(await agent.canLock(path)).toBe(true);
-    const handle = await tryLock(path);
-    expect(handle).toBeDefined();
-    await handle!.release();
+    await expectFree(path);
   });
 
   it('rethrows the very error an asynchronous fn rejects with and releases the lock', async () => {
@@ -63,10 +68,7 @@ describe('withFileLock', () => {
       throw error;
     }).catch((e: unknown) => e);
     expect(caught).toBe(error);
-    expect(await agent.canLock(path)).toBe(true);
-    const handle = await tryLock(path);
-    expect(handle).toBeDefined();
-    await handle!.release();
+    await expectFree(path);
   });
 
   it('rethrows a thrown non-Error value unchanged', async () => {
