@@ -179,7 +179,7 @@ describe('exclusion inside one process', () => {
       const holder = makeHolder();
       await holder.take(path);
       const attempt = withFileLock(path, () => 'ran', { timeout: 0 });
-      expect(await settlesWithin(attempt, 1_000)).toBe('settled');
+      expect(await settlesWithin(attempt, 5_000)).toBe('settled');
       await expect(attempt).rejects.toBeInstanceOf(LockTimeoutError);
       await holder.release(path);
       await expectFree(path);
@@ -200,7 +200,7 @@ describe('exclusion inside one process', () => {
       controller.abort();
       const aborted = performance.now();
       const error = await waiting.catch((e: unknown) => e);
-      expect(performance.now() - aborted).toBeLessThan(1_000);
+      expect(performance.now() - aborted).toBeLessThan(5_000); // the holder never lets go: any bound shows the abort ended it
       expect(error).toBe(signal.reason);
       expect((error as Error).name).toBe('AbortError');
       expect(ran).toBe(false);

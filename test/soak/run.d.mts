@@ -1,7 +1,13 @@
 // Types for the soak driver, so that test/soak.test.ts can import it.
 export interface SoakOptions {
-  /** Seconds of faults. */
+  /** Seconds of faults, at least; they go on until the min* counts are reached. */
   duration: number;
+  minKills?: number;
+  /** Kills of the process inside the critical section. */
+  minHolderKills?: number;
+  minSections?: number;
+  /** Seconds after which faults stop even short of a count (then the run reports a problem). */
+  maxDuration?: number;
   /** Worker processes alive at a time. */
   processes: number;
   /** 'fcntl' runs the workers with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl. */

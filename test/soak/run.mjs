@@ -6,9 +6,13 @@
 // that the shared counter equals the number of committed critical sections,
 // then that the lock is free and no surviving worker leaked a descriptor.
 //
-//   node test/soak/run.mjs [--duration 120] [--processes 16] [--lock-kind flock|fcntl] [--keep]
+//   node test/soak/run.mjs [--duration 120] [--processes 16] [--lock-kind flock|fcntl]
+//                          [--min-kills N] [--min-holder-kills N] [--min-sections N] [--max-duration 600] [--keep]
 //
-// --duration takes seconds (or 90s, 5m). --lock-kind fcntl runs the workers
+// --duration takes seconds (or 90s, 5m). Faults go on for at least that long
+// and until the --min-* counts are reached (a slow machine, a sanitizer
+// build, simply takes longer), but never past --max-duration; a run that
+// stops there short of a count fails with a problem saying which. --lock-kind fcntl runs the workers
 // with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl: POSIX record locks, the
 // semantics of flock on NFS. Prints one summary line and a line
 // 'SOAK_RESULT <json>'; exits 1 if any invariant failed.
@@ -23,19 +27,33 @@ const packageRoot = join(here, '..', '..');
 const MARKER_BYTES = 64;
 
 function parseArgs(argv) {
-  const options = { duration: 120, processes: 16, lockKind: 'flock', keep: false };
+  const options = { duration: 120, processes: 16, lockKind: 'flock', keep: false, minKills: 0, minHolderKills: 0, minSections: 0, maxDuration: undefined };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
     if (flag === '--duration') options.duration = parseDuration(value());
     else if (flag === '--processes') options.processes = Number(value());
     else if (flag === '--lock-kind') options.lockKind = value();
+    else if (flag === '--min-kills') options.minKills = count(value(), flag);
+    else if (flag === '--min-holder-kills') options.minHolderKills = count(value(), flag);
+    else if (flag === '--min-sections') options.minSections = count(value(), flag);
+    else if (flag === '--max-duration') options.maxDuration = parseDuration(value());
     else if (flag === '--keep') options.keep = true;
-    else throw new Error(`unknown argument ${argv[i]}; usage: run.mjs [--duration 120|90s|5m] [--processes 16] [--lock-kind flock|fcntl] [--keep]`);
+    else
+      throw new Error(
+        `unknown argument ${argv[i]}; usage: run.mjs [--duration 120|90s|5m] [--processes 16] [--lock-kind flock|fcntl] ` +
+          '[--min-kills N] [--min-holder-kills N] [--min-sections N] [--max-duration 600] [--keep]',
+      );
   }
   if (options.lockKind !== 'flock' && options.lockKind !== 'fcntl') throw new Error(`--lock-kind must be flock or fcntl, got ${options.lockKind}`);
   if (!(options.processes >= 2)) throw new Error('--processes must be at least 2');
   return options;
+}
+
+function count(text, flag) {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a whole number, got ${text}`);
+  return n;
 }
 
 function parseDuration(text) {
@@ -68,7 +86,17 @@ function peerSeesFree(lockPath, lockKind) {
   return spawnSync('python3', ['-c', code, lockPath], { env }).status === 0;
 }
 
-export async function runSoak({ duration, processes, lockKind = 'flock', keep = false, log = console.log }) {
+export async function runSoak({
+  duration,
+  processes,
+  lockKind = 'flock',
+  keep = false,
+  minKills = 0,
+  minHolderKills = 0,
+  minSections = 0,
+  maxDuration = Math.max(duration * 10, 600),
+  log = console.log,
+}) {
   const env = lockKind === 'fcntl' ? { ...process.env, NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' } : process.env;
   const dir = mkdtempSync(join(tmpdir(), 'nfl-soak-'));
   writeFileSync(join(dir, 'marker'), 'free'.padEnd(MARKER_BYTES, ' '));
@@ -118,7 +146,15 @@ export async function runSoak({ duration, processes, lockKind = 'flock', keep = 
   let kills = 0;
   let holderKills = 0;
   const deadline = started + duration * 1000;
-  while (Date.now() < deadline) {
+  const hardDeadline = started + Math.max(duration, maxDuration) * 1000;
+  const sections = () => Number(readFileSync(join(dir, 'counter'), 'latin1').trim()) || 0;
+  // What the run must have exercised, by count: a rate would depend on the machine.
+  const shortOf = () => [
+    ...(kills < minKills ? [`${kills} of ${minKills} kills`] : []),
+    ...(holderKills < minHolderKills ? [`${holderKills} of ${minHolderKills} kills inside the critical section`] : []),
+    ...(sections() < minSections ? [`${sections()} of ${minSections} critical sections`] : []),
+  ];
+  while (Date.now() < hardDeadline && (Date.now() < deadline || shortOf().length > 0)) {
     await sleep(40 + rand(160));
     const live = [...instances.values()].filter((inst) => inst.ready && inst.exit === undefined && inst.killedAt === undefined);
     if (live.length === 0) continue;
@@ -132,6 +168,9 @@ export async function runSoak({ duration, processes, lockKind = 'flock', keep = 
     victim.child.kill('SIGKILL');
     kills++;
   }
+
+  const short = shortOf();
+  if (short.length > 0) problems.push(`stopped at --max-duration ${maxDuration} s short of ${short.join(', ')}`);
 
   // --- quiesce --------------------------------------------------------------
   // Every victim's replacement is started before the books close, so that
