@@ -1,7 +1,7 @@
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 
 /** Codes of the errors this library creates itself (system errors keep their own). */
-export type FileLockErrorCode = 'ELOCKTIMEOUT' | 'ELOCKUNSUPPORTED' | 'ELOCKRELEASED' | (string & {});
+export type FileLockErrorCode = 'ELOCKTIMEOUT' | 'ELOCKUNSUPPORTED' | (string & {});
 
 /**
  * Every failure to lock or unlock: a system error (code such as 'EACCES',
@@ -32,16 +32,17 @@ export class FileLockError extends Error {
 /** The wait ran out of time; nothing is held. */
 export class LockTimeoutError extends FileLockError {
   override name = 'LockTimeoutError';
-  /** Milliseconds spent waiting. */
+  /** Whole milliseconds spent waiting, the figure the message gives. */
   readonly waited: number;
 
   constructor(path: string, resource: string | undefined, waited: number) {
-    super(`Timed out after ${Math.round(waited)} ms waiting for the lock on '${path}'`, {
+    const ms = Math.round(waited);
+    super(`Timed out after ${ms} ms waiting for the lock on '${path}'`, {
       code: 'ELOCKTIMEOUT',
       path,
       resource,
     });
-    this.waited = waited;
+    this.waited = ms;
   }
 }
 
@@ -53,7 +54,10 @@ const LOCK_CALLS = new Set(['flock', 'fcntl', 'LockFileEx', 'UnlockFileEx']);
 
 const HINTS: Record<string, string> = {
   ELOOP: 'the lock file is a symbolic link, and lock files are never followed',
-  EISDIR: 'the lock path is a directory',
+  EISDIR:
+    'the lock path is a directory; proper-lockfile and other mkdir-based lock libraries create <file>.lock as a directory: ' +
+    'while both are in use give this library another lockfilePath, and remove the directory once nothing uses the old scheme',
+  ENOTDIR: 'a component of its directory is not a directory',
   EFTYPE: 'the lock path is not a regular file',
   ENOENT: 'its directory does not exist',
   EROFS: 'read-only file system, and the lock file does not exist yet',

@@ -3,7 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { systemError } from './errors.js';
 import { PathLock } from './in-process.js';
 import { ACQUIRED, BUSY, native } from './native.js';
-import { validateOptions, validatePath, type LockOptions, type ValidOptions } from './options.js';
+import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
 import { waitForFile, type WaitLimits } from './wait.js';
 
@@ -11,7 +11,7 @@ import { waitForFile, type WaitLimits } from './wait.js';
 export interface FileLock {
   /** The lock file. */
   readonly path: string;
-  /** The path the lock protects, as the caller gave it. */
+  /** The path the lock protects, as the caller gave it (a URL or Buffer as its path string). */
   readonly resource: string;
   readonly released: boolean;
   /** Unlocks; the lock file stays in place (deleting it would let two holders in). */
@@ -25,7 +25,7 @@ export interface FileLock {
  * Resolves to fn's value and rejects with fn's error unchanged. A nested call
  * for the same path inside fn (same async context) runs at once.
  */
-export function withFileLock<T>(path: string, fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<Awaited<T>> {
+export function withFileLock<T>(path: LockPath, fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<Awaited<T>> {
   try {
     if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`);
     const acquired = acquire(path, options, true);
@@ -71,12 +71,12 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** Waits for the lock for path (within options.timeout / options.signal) and returns it. */
-export async function lock(path: string, options?: LockOptions): Promise<FileLock> {
+export async function lock(path: LockPath, options?: LockOptions): Promise<FileLock> {
   return (await acquire(path, options, true))!;
 }
 
 /** Takes the lock for path if it is free right now; never waits. */
-export async function tryLock(path: string, options?: LockOptions): Promise<FileLock | undefined> {
+export async function tryLock(path: LockPath, options?: LockOptions): Promise<FileLock | undefined> {
   return acquire(path, options, false);
 }
 

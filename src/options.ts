@@ -1,3 +1,11 @@
+import { fileURLToPath } from 'node:url';
+
+/**
+ * A path as Node's fs takes it: a string, a `file:` URL, or a Buffer holding
+ * UTF-8. Relative paths are resolved against the current directory.
+ */
+export type LockPath = string | URL | Buffer;
+
 /** Options shared by withFileLock, lock and tryLock. */
 export interface LockOptions {
   /**
@@ -12,7 +20,7 @@ export interface LockOptions {
    * The lock file to use instead of `<canonical path>.lock`. Its directory is
    * resolved through symlinks; the file itself must not be a symlink.
    */
-  lockfilePath?: string;
+  lockfilePath?: LockPath;
 }
 
 export interface ValidOptions {
@@ -25,7 +33,8 @@ const KNOWN = new Set(['timeout', 'signal', 'lockfilePath']);
 const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined };
 
 export function validatePath(value: unknown, name: string): string {
-  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`);
+  if (typeof value !== 'string') value = pathString(value, name);
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, a file: URL or a Buffer, got ${describe(value)}`);
   if (value.length === 0) throw new TypeError(`${name} must not be empty`);
   if (value.includes('\0')) throw new TypeError(`${name} must not contain NUL bytes: ${JSON.stringify(value)}`);
   return value;
@@ -46,6 +55,32 @@ export function validateOptions(options: unknown): ValidOptions {
   }
   if (o.lockfilePath !== undefined) result.lockfilePath = validatePath(o.lockfilePath, 'options.lockfilePath');
   return result;
+}
+
+/** The string for a URL or Buffer path; anything else is returned unchanged for the caller to refuse. */
+function pathString(value: unknown, name: string): unknown {
+  if (value instanceof URL || isUrlLike(value)) {
+    const url = value as URL;
+    if (url.protocol !== 'file:') throw new TypeError(`${name} must be a file: URL, got a ${url.protocol} URL: ${url.href}`);
+    try {
+      return fileURLToPath(url);
+    } catch (error) {
+      throw new TypeError(`${name} is not a file path: ${url.href} (${(error as Error).message})`);
+    }
+  }
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
+    const text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
+    // Lock paths are UTF-8 end to end: bytes that do not decode cannot be named.
+    if (!Buffer.from(text, 'utf8').equals(value)) throw new TypeError(`${name} must hold UTF-8 when it is a Buffer: ${JSON.stringify(text)}`);
+    return text;
+  }
+  return value;
+}
+
+// A URL from another realm (a vm context) or a WHATWG URL polyfill, as fs accepts them.
+function isUrlLike(value: unknown): boolean {
+  const v = value as URL | null;
+  return typeof v === 'object' && v !== null && typeof v.href === 'string' && typeof v.protocol === 'string' && typeof v.pathname === 'string';
 }
 
 function duration(value: unknown, name: string): number {

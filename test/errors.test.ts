@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
+import properLockfile from 'proper-lockfile';
 
 import { Agent, fdCount, openFiles, runFlock, tempDir, resourceIn } from './helpers.js';
 
@@ -53,10 +54,13 @@ describe('bad arguments', () => {
     afterAll(() => rmSync(join(path, '..'), { recursive: true, force: true }));
 
     it.each([
-      ['a number', 42, TypeError, /path must be a string, got number 42/],
-      ['undefined', undefined, TypeError, /path must be a string, got undefined/],
-      ['null', null, TypeError, /path must be a string, got null/],
-      ['a Buffer', Buffer.from('/tmp/x'), TypeError, /path must be a string/],
+      ['a number', 42, TypeError, /path must be a string, a file: URL or a Buffer, got number 42/],
+      ['undefined', undefined, TypeError, /path must be a string, a file: URL or a Buffer, got undefined/],
+      ['null', null, TypeError, /path must be a string, a file: URL or a Buffer, got null/],
+      ['an http: URL', new URL('http://example.com/data'), TypeError, /path must be a file: URL, got a http: URL/],
+      ['a file: URL with a remote host', new URL('file://server/share/data'), TypeError, /path is not a file path: file:\/\/server/],
+      ['a Buffer that is not UTF-8', Buffer.from([0x2f, 0x74, 0xff, 0x78]), TypeError, /path must hold UTF-8 when it is a Buffer/],
+      ['a file: URL with an encoded NUL', new URL('file:///tmp/a%00b'), TypeError, /path must not contain NUL|path is not a file path/],
       ['empty', '', TypeError, /path must not be empty/],
       ['containing NUL', '/tmp/a\0b', TypeError, /path must not contain NUL/],
     ])('rejects a path that is %s', async (_what, bad, type, message) => {
@@ -141,6 +145,22 @@ describe('system errors name the path and leave nothing held', () => {
     const dir = tempDir();
     const file = resourceIn(dir, 'plain');
     await expectCodedError(() => lock(join(file, 'data')), 'ENOTDIR', file);
+  });
+
+  it('a lock directory left by proper-lockfile rejects with EISDIR and a message that explains the clash', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const release = await properLockfile.lock(path);
+    try {
+      const e = await expectCodedError(() => lock(path, { timeout: 100 }), 'EISDIR', realpathSync(path) + '.lock', /proper-lockfile/);
+      expect(e.message).toMatch(/lockfilePath/);
+    } finally {
+      await release();
+    }
+    // With another lock file, both libraries can be used side by side during a migration.
+    const held = await lock(path, { lockfilePath: join(dir, 'data.flock') });
+    expect(await properLockfile.check(path)).toBe(false);
+    await held.release();
   });
 
   it('a lock path that is a directory rejects with EISDIR', async () => {

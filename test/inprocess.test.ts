@@ -158,6 +158,8 @@ describe('exclusion inside one process', () => {
       expect(timeout.path).toBe(realpathSync(path) + '.lock');
       expect(timeout.message).toContain(realpathSync(path) + '.lock');
       expect(timeout.message).toMatch(/\d+ ms/);
+      expect(Number.isInteger(timeout.waited)).toBe(true);
+      expect(timeout.message).toContain(`after ${timeout.waited} ms`);
       expect(timeout.waited).toBeGreaterThanOrEqual(280);
       expect(timeout.waited).toBeLessThan(5_000);
       expect(elapsed).toBeGreaterThanOrEqual(280);

@@ -242,7 +242,8 @@ describe('the in-process lock under random interleavings', () => {
 
   it('reports overlapping holders, served-out-of-order waiters and calls that never settle when a lock has those faults', async () => {
     // Deliberately broken stand-ins, to show that the checks above can fail.
-    const fakeHandle = (path: string): FileLock => {
+    const fakeHandle = (lockPath: unknown): FileLock => {
+      const path = String(lockPath);
       const handle = {
         path: path + '.lock',
         resource: path,

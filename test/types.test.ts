@@ -8,6 +8,7 @@ import {
   withFileLock,
   type FileLock,
   type LockOptions,
+  type LockPath,
 } from 'native-file-lock';
 
 // These assertions are checked by `tsc -p tsconfig.json` (run by `npm test`
@@ -31,7 +32,8 @@ describe('the published types', () => {
   });
 
   it('options accept exactly timeout, signal and lockfilePath', () => {
-    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: string }>();
+    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: LockPath }>();
+    expectTypeOf<LockPath>().toEqualTypeOf<string | URL | Buffer>();
   });
 
   it('errors carry a code, the lock path and, for timeouts, the time waited', () => {
@@ -43,5 +45,6 @@ describe('the published types', () => {
     expect(error.code).toBe('ELOCKTIMEOUT');
     expect(error.message).toContain("'/x.lock'");
     expect(error.message).toContain('12 ms');
+    expect(error.waited).toBe(12);
   });
 });
