@@ -1,11 +1,11 @@
 // Shared utilities for the test suite: temp dirs, real child processes,
 // descriptor accounting and waiting on conditions with generous deadlines.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { onTestFinished } from 'vitest';
+import { beforeEach, onTestFinished, type TestContext } from 'vitest';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -33,7 +33,6 @@ export function tempDir(prefix = 'nfl-test-'): string {
   return dir;
 }
 
-/** Polls until cond() is truthy; fails with message after timeout ms. */
 /** A small file at dir/name to protect with a lock. */
 export function resourceIn(dir: string, name = 'data'): string {
   const path = join(dir, name);
@@ -41,6 +40,7 @@ export function resourceIn(dir: string, name = 'data'): string {
   return path;
 }
 
+/** Polls until cond() is truthy; fails with message after timeout ms. */
 export async function waitFor<T>(cond: () => T | Promise<T>, message: string, timeout = 10_000, interval = 10): Promise<T> {
   const deadline = Date.now() + timeout;
   for (;;) {
@@ -68,6 +68,102 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<'s
   } finally {
     clearTimeout(timer);
   }
+}
+
+// --- requirements --------------------------------------------------------------
+
+/**
+ * What a test may need that a developer's machine can lack. Outside CI a test
+ * whose requirement is missing is skipped with the reason (vitest.config.ts
+ * lists the skips at the end of the run); under CI=true on Linux as root,
+ * where everything is installed, it fails instead, so that CI runs them all.
+ */
+export type Requirement = 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind';
+
+/** An executable of that name on PATH (PATHEXT on Windows), without a shell. */
+function onPath(name: string): boolean {
+  const exts = process.platform === 'win32' ? (process.env.PATHEXT ?? '.EXE;.CMD;.BAT').split(';') : [''];
+  return (process.env.PATH ?? '').split(delimiter).some((dir) =>
+    exts.some((ext) => {
+      try {
+        return dir !== '' && statSync(join(dir, name + ext)).isFile();
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+const isRoot = () => process.getuid?.() === 0;
+
+/** Why the machine lacks the requirement, or undefined if it has it. */
+const CHECKS: Record<Requirement, () => string | undefined> = {
+  root: () => (isRoot() ? undefined : `needs root (running as ${process.platform === 'win32' ? 'a Windows user' : `uid ${process.getuid?.()}`})`),
+  mount: () => {
+    if (process.platform !== 'linux') return `needs Linux mounts (this is ${process.platform})`;
+    if (!isRoot()) return 'needs root to mount file systems';
+    // Root in a container may still lack CAP_SYS_ADMIN: try it.
+    const dir = mkdtempSync(join(tmpdir(), 'nfl-mount-probe-'));
+    try {
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' }).status === 0;
+      if (mounted) spawnSync('umount', [dir], { stdio: 'ignore' });
+      return mounted ? undefined : 'mount -t tmpfs failed (no mount privilege)';
+    } finally {
+      rmdirSync(dir);
+    }
+  },
+  setpriv: () => {
+    if (!onPath('setpriv')) return 'setpriv (util-linux) is not installed';
+    // The way the tests use it: drop to nobody, which needs root.
+    const ok = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'true'], { stdio: 'ignore' }).status === 0;
+    return ok ? undefined : 'setpriv cannot switch to nobody:nogroup (needs root)';
+  },
+  bindfs: () => {
+    if (!onPath('bindfs')) return 'bindfs is not installed (Debian: apt-get install bindfs fuse3)';
+    return existsSync('/dev/fuse') ? undefined : 'bindfs needs /dev/fuse';
+  },
+  'flock(1)': () => (onPath('flock') ? undefined : 'flock(1) from util-linux is not installed'),
+  python3: () => (onPath('python3') ? undefined : 'python3 is not installed'),
+  '/proc': () => (existsSync('/proc/self/fd') ? undefined : `needs /proc (this is ${process.platform})`),
+  valgrind: () => (onPath('valgrind') ? undefined : 'valgrind is not installed'),
+};
+
+const checked = new Map<Requirement, string | undefined>();
+
+/** Why the machine cannot run something that needs all of these, or undefined if it can. */
+export function missing(...needs: Requirement[]): string | undefined {
+  const reasons = needs.map((need) => {
+    if (!checked.has(need)) checked.set(need, CHECKS[need]());
+    return checked.get(need);
+  });
+  const found = reasons.filter((r): r is string => r !== undefined);
+  return found.length > 0 ? found.join('; ') : undefined;
+}
+
+/** CI=true on Linux as root: every requirement is installed there, so a missing one is a failure. */
+export const requirementsEnforced = !!process.env.CI && process.env.CI !== 'false' && process.platform === 'linux' && isRoot();
+
+/**
+ * Skips the test (ctx) with the reason when a requirement is missing, or fails
+ * under CI (see Requirement). Call it before creating temp dirs or mounts:
+ * vitest runs no onTestFinished cleanup for a skipped test.
+ */
+export function skipWithout(ctx: Pick<TestContext, 'skip'>, ...needs: Requirement[]): void {
+  const reason = missing(...needs);
+  if (reason === undefined) return;
+  if (requirementsEnforced) throw new Error(`missing requirement under CI: ${reason}`);
+  ctx.skip(reason);
+}
+
+/**
+ * For a describe block (or a whole file, at top level): every test in it is
+ * skipped or fails as skipWithout says. Returns whether the requirements are
+ * met, so that beforeAll/afterAll can leave out what they cannot do:
+ * `const canMount = requires('mount'); beforeAll(() => { if (!canMount) return; ... })`.
+ */
+export function requires(...needs: Requirement[]): boolean {
+  beforeEach((ctx) => skipWithout(ctx, ...needs));
+  return missing(...needs) === undefined;
 }
 
 // --- descriptors -------------------------------------------------------------
