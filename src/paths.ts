@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
 import { wrapFsError } from './errors.js';
 import { fileRef, native, type FileRef } from './native.js';
@@ -9,6 +9,13 @@ import { fileRef, native, type FileRef } from './native.js';
  * meaning symlinks resolved, so that processes reaching one file through
  * different links share one lock. A resource that does not exist yet resolves
  * through its parent directory: `<realpath(parent)>/<name>.lock`.
+ *
+ * The canonical path is the file the kernel opens. On POSIX the kernel walks
+ * a path component by component, so in `a/../f` with `a` a symlink, `..` is
+ * the parent of a's target (path_resolution(7)): the spelling is never
+ * normalised as text (path.resolve would cancel `a/..`) before realpath(3)
+ * has seen it. Windows normalises `..` as text before opening
+ * (GetFullPathNameW), and so does this module there.
  *
  * realpath(3) costs as much as the whole lock cycle, so each resolution is
  * cached with the identity (dev, ino) of the file or directory it went
@@ -33,7 +40,7 @@ const CACHE_LIMIT = 1024;
 
 export function lockPathFor(resource: string, lockfilePath: string | undefined): string {
   const key = lockfilePath === undefined ? resource : lockfilePath;
-  const absolute = isAbsolute(key) ? key : resolve(key);
+  const absolute = absolutePath(key);
   const cache = lockfilePath === undefined ? resources : lockfiles;
   const cached = cache.get(absolute);
   if (cached !== undefined && stillValid(cached)) return cached.lockPath;
@@ -41,6 +48,16 @@ export function lockPathFor(resource: string, lockfilePath: string | undefined):
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   cache.set(absolute, resolved);
   return resolved.lockPath;
+}
+
+const WINDOWS = process.platform === 'win32';
+
+/** The caller's spelling made absolute as the kernel would read it from the current directory. */
+function absolutePath(path: string): string {
+  if (WINDOWS) return resolve(path);
+  if (isAbsolute(path)) return path;
+  const cwd = process.cwd();
+  return cwd.endsWith(sep) ? cwd + path : cwd + sep + path;
 }
 
 function stillValid(entry: Resolved): boolean {

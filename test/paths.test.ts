@@ -1,0 +1,146 @@
+// Every spelling of one file must name one lock: the canonical path follows
+// what the kernel opens, so a `..` after a symlinked directory goes up from
+// the link's target, not from the directory that holds the link.
+import { mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
+
+import { Agent, tempDir } from './helpers.js';
+
+let agent: Agent;
+beforeAll(async () => {
+  agent = await Agent.start();
+});
+afterAll(async () => {
+  await agent.stop();
+});
+
+/**
+ * pw/a → px/sub, so from pw the kernel opens `a/../f` as px/f, while the
+ * text `pw/a/../f` would cancel to pw/f. pw/f exists too, as a decoy.
+ */
+function layout(create = true) {
+  const root = realpathSync(tempDir());
+  const pw = join(root, 'pw');
+  const px = join(root, 'px');
+  mkdirSync(pw);
+  mkdirSync(join(px, 'sub'), { recursive: true });
+  symlinkSync(join(px, 'sub'), join(pw, 'a'));
+  if (create) writeFileSync(join(px, 'f'), 'the file');
+  writeFileSync(join(pw, 'f'), 'a different file');
+  return { root, pw, px, real: join(px, 'f') };
+}
+
+function inDir<T>(dir: string, fn: () => T): T {
+  const before = process.cwd();
+  process.chdir(dir);
+  try {
+    return fn();
+  } finally {
+    process.chdir(before);
+  }
+}
+
+/** Holding one spelling keeps every other spelling out, here and in another process. */
+async function expectExclusive(held: FileLock, other: () => Promise<FileLock | undefined>, absoluteOther: string, options = {}): Promise<void> {
+  expect(await other()).toBeUndefined();
+  expect(await agent.canLock(absoluteOther, options)).toBe(false);
+  await held.release();
+  const second = await other();
+  expect(second).toBeDefined();
+  expect(second!.path).toBe(held.path);
+  await second!.release();
+}
+
+describe('spellings of one file', () => {
+  it('a relative path with `..` after a symlinked directory locks the file the kernel opens', async () => {
+    const { pw, real } = layout();
+    const held = await inDir(pw, () => tryLock('a/../f'));
+    expect(held).toBeDefined();
+    expect(held!.path).toBe(real + '.lock');
+    await expectExclusive(held!, () => tryLock(real), real);
+  });
+
+  it('the absolute spelling with `..` after the symlink and the real path exclude each other', async () => {
+    const { pw, real } = layout();
+    const spelled = join(pw, 'a') + '/../f';
+    const held = (await tryLock(real))!;
+    expect(held.path).toBe(real + '.lock');
+    await expectExclusive(held, () => tryLock(spelled), spelled);
+  });
+
+  it('the decoy that `..` cancels to as text is a different, free lock', async () => {
+    const { pw, real } = layout();
+    const held = (await tryLock(real))!;
+    const decoy = await tryLock(join(pw, 'f'));
+    expect(decoy).toBeDefined();
+    expect(decoy!.path).toBe(join(pw, 'f.lock'));
+    await decoy!.release();
+    await held.release();
+  });
+
+  it('a relative spelling resolves against the working directory of the call, after chdir too', async () => {
+    const { root, pw, px, real } = layout();
+    const fromPw = await inDir(pw, () => tryLock('a/../f'));
+    expect(fromPw!.path).toBe(real + '.lock');
+    // The same text from another directory names another file.
+    mkdirSync(join(root, 'pz', 'a'), { recursive: true });
+    writeFileSync(join(root, 'pz', 'f'), 'third');
+    const fromPz = await inDir(join(root, 'pz'), () => tryLock('a/../f'));
+    expect(fromPz!.path).toBe(join(root, 'pz', 'f.lock'));
+    // And a plain relative spelling of the held file is kept out.
+    expect(await inDir(px, () => tryLock('f'))).toBeUndefined();
+    expect(await inDir(join(px, 'sub'), () => tryLock('../f'))).toBeUndefined();
+    await fromPz!.release();
+    await fromPw!.release();
+  });
+
+  it('a resource that does not exist yet resolves its directory as the kernel walks it', async () => {
+    const { pw, px } = layout(false);
+    const real = join(px, 'missing');
+    const held = await inDir(pw, () => tryLock('a/../missing'));
+    expect(held!.path).toBe(real + '.lock');
+    await expectExclusive(held!, () => tryLock(real), real);
+    const viaAbsolute = (await tryLock(join(pw, 'a') + '/../missing'))!;
+    expect(viaAbsolute.path).toBe(real + '.lock');
+    await viaAbsolute.release();
+  });
+
+  it('lockfilePath with `..` after a symlinked directory names the lock file the kernel opens', async () => {
+    const { pw, px, real } = layout();
+    const lockfile = join(px, 'shared.lock');
+    const held = await inDir(pw, () => tryLock(real, { lockfilePath: 'a/../shared.lock' }));
+    expect(held!.path).toBe(lockfile);
+    await expectExclusive(held!, () => tryLock(real, { lockfilePath: lockfile }), real, { lockfilePath: lockfile });
+    const absolute = (await tryLock(real, { lockfilePath: join(pw, 'a') + '/../shared.lock' }))!;
+    expect(absolute.path).toBe(lockfile);
+    await absolute.release();
+  });
+
+  it('withFileLock through a relative `..` spelling holds the real file, and a nested real spelling is reentrant', async () => {
+    const { pw, real } = layout();
+    const spelled = relative(process.cwd(), join(pw, 'a')) + '/../f';
+    const result = await withFileLock(spelled, async () => {
+      const inner = await withFileLock(real, () => 'inner', { timeout: 2_000 });
+      return [inner, await agent.canLock(real)];
+    });
+    expect(result).toEqual(['inner', false]);
+  });
+
+  it('re-pointing the symlink moves the lock to the new target', async () => {
+    const { root, pw, real } = layout();
+    const spelled = join(pw, 'a') + '/../f';
+    const first = (await lock(spelled))!;
+    expect(first.path).toBe(real + '.lock');
+    await first.release();
+    mkdirSync(join(root, 'py', 'sub'), { recursive: true });
+    writeFileSync(join(root, 'py', 'f'), 'elsewhere');
+    rmSync(join(pw, 'a'));
+    symlinkSync(join(root, 'py', 'sub'), join(pw, 'a'));
+    const second = (await lock(spelled))!;
+    expect(second.path).toBe(join(root, 'py', 'f.lock'));
+    await second.release();
+  });
+});
