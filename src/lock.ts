@@ -22,8 +22,9 @@ export interface FileLock {
 
 /**
  * Runs fn while holding the lock for path and releases it however fn ends.
- * Resolves to fn's value and rejects with fn's error unchanged. A nested call
- * for the same path inside fn (same async context) runs at once.
+ * Resolves to fn's value and rejects with fn's error unchanged. A call for
+ * the same path inside fn (its async context, at any depth of nesting, awaited
+ * or not) runs at once while this hold lasts.
  */
 export function withFileLock<T>(path: LockPath, fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<Awaited<T>> {
   try {
@@ -41,7 +42,9 @@ export function withFileLock<T>(path: LockPath, fn: () => T | PromiseLike<T>, op
 function runHolding<T>(handle: Handle, fn: () => T | PromiseLike<T>): Promise<Awaited<T>> {
   let result: T | PromiseLike<T>;
   try {
-    result = handle.root !== handle ? fn() : context.run(handle, fn);
+    // Every fn runs in its own hold's context, nested ones too: a same-path
+    // call at any depth finds a live hold even after the outer fn returned.
+    result = context.run(handle, fn);
   } catch (error) {
     handle.releaseQuietly();
     return Promise.reject(error);

@@ -312,6 +312,41 @@ describe('reentrancy', () => {
     expect(await agent.canLock(path)).toBe(true);
   });
 
+  it('a same-path call inside a nested fn that the outer fn did not await runs at once, at any depth', async () => {
+    const path = resourceIn(tempDir());
+    let inner: Promise<unknown> | undefined;
+    await withFileLock(path, () => {
+      inner = withFileLock(path, async () => {
+        await sleep(10); // the outer fn has returned by now
+        return withFileLock(path, async () => {
+          await sleep(10);
+          const deepest = await withFileLock(path, () => 'ran', { timeout: 2_000 });
+          return [deepest, await agent.canLock(path)];
+        }, { timeout: 2_000 });
+      }, { timeout: 2_000 });
+    });
+    expect(await inner).toEqual(['ran', false]);
+    expect(await agent.canLock(path)).toBe(true);
+  });
+
+  it('lock() and tryLock() inside a non-awaited nested fn are reentrant too', async () => {
+    const path = resourceIn(tempDir());
+    let inner: Promise<unknown> | undefined;
+    await withFileLock(path, () => {
+      inner = withFileLock(path, async () => {
+        await sleep(10);
+        const viaLock = await lock(path, { timeout: 2_000 });
+        const viaTry = await tryLock(path);
+        const held = [viaLock.released, viaTry?.released];
+        await viaTry?.release();
+        await viaLock.release();
+        return [...held, await agent.canLock(path)];
+      });
+    });
+    expect(await inner).toEqual([false, false, false]);
+    expect(await agent.canLock(path)).toBe(true);
+  });
+
   it('a nested error propagates through the outer call and still releases the lock', async () => {
     const path = resourceIn(tempDir());
     const error = new Error('inner failure');

@@ -1,9 +1,10 @@
 // Property-based tests of the lock inside one process, through the public API
 // only: fast-check generates interleavings of lock / tryLock / release /
-// abort / timeout / nested withFileLock calls on two lock files, runs them on
-// real timers, and checks the three promises the library makes to callers in
-// one process: never two holders, waiters served in the order they asked
-// (unless they gave up), and every call settles.
+// abort / timeout / nested withFileLock calls (awaited or not, at any depth)
+// on two lock files, runs them on real timers, and checks the promises the
+// library makes to callers in one process: never two holders, waiters served
+// in the order they asked (unless they gave up), a same-path call inside any
+// fn runs at once, and every call settles.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +26,17 @@ type Op =
   | { kind: 'timeout'; path: PathIndex; start: number; hold: number; timeout: number }
   | { kind: 'abort'; path: PathIndex; start: number; hold: number; abortAfter: number | 'already' }
   | { kind: 'try'; path: PathIndex; start: number; hold: number }
-  | { kind: 'with'; path: PathIndex; start: number; hold: number; sync: boolean; nested: 'none' | 'same' | 'other'; throws: boolean };
+  | {
+      kind: 'with';
+      path: PathIndex;
+      start: number;
+      hold: number;
+      sync: boolean;
+      nested: 'none' | 'same' | 'other';
+      /** Depth of a chain of same-path calls the fn starts and does not await (0: none). */
+      detached: number;
+      throws: boolean;
+    };
 
 const path = fc.constantFrom<PathIndex>(0, 1);
 // Most calls start in the same tick, so that they queue behind each other.
@@ -43,6 +54,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     hold,
     sync: fc.boolean(),
     nested: fc.constantFrom('none' as const, 'same' as const, 'other' as const),
+    detached: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) }),
     throws: fc.boolean(),
   }),
 );
@@ -65,8 +77,12 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
   const holders = [0, 0];
   const grants: number[][] = [[], []];
   let nextRequest = 0;
+  /** Nested fns of a detached chain still running, per path: nobody else may enter meanwhile. */
+  const nestedRunning = [0, 0];
+  const detachedWork: Promise<void>[] = [];
 
   function enter(p: PathIndex, request: number, who: string): void {
+    if (nestedRunning[p] > 0) violations.push(`${who}: entered while a nested call of another holder of path ${p} still ran`);
     holders[p]++;
     grants[p].push(request);
     if (holders[p] > 1) violations.push(`${who}: ${holders[p]} holders of path ${p} at once`);
@@ -82,6 +98,39 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
     if (handle.resource !== PATHS[p]) violations.push(`${who}: resource ${handle.resource}`);
     if (handle.path !== PATHS[p] + '.lock') violations.push(`${who}: lock path ${handle.path}`);
     if (handle.released) violations.push(`${who}: a fresh lock says it is released`);
+  }
+
+  /**
+   * Starts a same-path withFileLock inside the current fn without awaiting it;
+   * its fn starts another, awaited or not, down to depth 1. Each must run at
+   * once, as a reentrant call, even after the fns around it have returned.
+   */
+  function detach(p: PathIndex, depth: number, delay: number, who: string): Promise<void> {
+    let ranAtOnce = false;
+    nestedRunning[p]++;
+    const done = withFileLock(PATHS[p], async () => {
+      ranAtOnce = true;
+      try {
+        await inside(delay);
+        if (depth > 1) {
+          const deeper = detach(p, depth - 1, delay, who);
+          if (depth % 2 === 0) await deeper;
+        }
+        await inside(delay);
+      } finally {
+        nestedRunning[p]--;
+      }
+    }, { timeout: 1000 });
+    if (!ranAtOnce) violations.push(`${who}: a detached nested call at depth ${depth} did not run at once`);
+    const settledDone = done.then(
+      () => {},
+      (error: unknown) => {
+        if (!ranAtOnce) nestedRunning[p]--;
+        violations.push(`${who}: a detached nested call at depth ${depth} failed: ${String(error)}`);
+      },
+    );
+    detachedWork.push(settledDone);
+    return settledDone;
   }
 
   async function holdAndRelease(handle: FileLock, p: PathIndex, ms: number, how: Release, who: string): Promise<void> {
@@ -154,6 +203,7 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
         const failure = new Error(`thrown by ${who}`);
         const body = async (): Promise<string> => {
           enter(o.path, request, who);
+          if (o.detached > 0) void detach(o.path, o.detached, o.hold, who);
           if (o.nested === 'same') {
             // Reentrant: must run at once, while this call still holds the lock.
             let ranInside = false;
@@ -178,6 +228,7 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
         };
         const syncBody = (): string => {
           enter(o.path, request, who);
+          if (o.detached > 0) void detach(o.path, o.detached, o.hold + 1, who);
           leave(o.path);
           if (o.throws) throw failure;
           return 'value';
@@ -210,7 +261,16 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
   });
   // Generous: the longest scenario holds for well under 200 ms in total.
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([Promise.all(runs), new Promise((resolve) => (timer = setTimeout(resolve, settleWithin)))]);
+  await Promise.race([
+    Promise.all(runs).then(async () => {
+      // Detached chains may start more of themselves while they run.
+      for (let seen = -1; seen !== detachedWork.length; ) {
+        seen = detachedWork.length;
+        await Promise.all(detachedWork);
+      }
+    }),
+    new Promise((resolve) => (timer = setTimeout(resolve, settleWithin))),
+  ]);
   clearTimeout(timer);
   const pending = settled.flatMap((done, i) => (done ? [] : [`op ${i} (${ops[i].kind})`]));
   if (pending.length > 0) violations.push(`never settled: ${pending.join(', ')}`);
