@@ -1,9 +1,11 @@
 // Argument and result conversion, and the threads that wait. The registry
 // and the platform files do the locking.
 //
-// Results are numbers: ACQUIRED 0, BUSY 1, or a negative libuv error number
-// whose system call lastSyscall(slot) names; JavaScript turns those into
-// coded errors naming the path. A cancelled wait never reports.
+// Results are ACQUIRED 0, BUSY 1, or a failure { errno, syscall }: a
+// negative libuv error number and the call that failed, returned together
+// because the slot may be used by another thread as soon as it is given up.
+// JavaScript turns failures into coded errors naming the path. A cancelled
+// wait never reports.
 //
 // A wait runs on a thread of wait_pool, never on the libuv pool (a wait
 // there would stall the process's fs I/O), and reports through a
@@ -34,6 +36,7 @@ struct Waiter {
   std::atomic<bool> cancelled{false};
   std::atomic<bool> done{false};
   int result = 0;
+  const char* syscall = "";
   std::thread::native_handle_type thread{};
   Napi::FunctionReference callback;  // used on the JavaScript thread only
 };
@@ -51,6 +54,15 @@ std::shared_ptr<Slot>& SlotArg(const Napi::Value& value) { return *value.As<Napi
 
 Napi::Value Number(Napi::Env env, int value) { return Napi::Number::New(env, value); }
 
+// ACQUIRED and BUSY as numbers; an error as { errno, syscall }.
+Napi::Value Result(Napi::Env env, int result, const char* syscall) {
+  if (result >= 0) return Number(env, result);
+  Napi::Object failure = Napi::Object::New(env);
+  failure["errno"] = Number(env, result);
+  failure["syscall"] = Napi::String::New(env, syscall);
+  return failure;
+}
+
 // slot(lockPath): the process-wide slot for a canonical lock path.
 Napi::Value GetSlot(const Napi::CallbackInfo& info) {
   auto* slot = new std::shared_ptr<Slot>(Registry::instance().slot(info[0].As<Napi::String>().Utf8Value()));
@@ -62,17 +74,14 @@ Napi::Value GetSlot(const Napi::CallbackInfo& info) {
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Slot& slot = *SlotArg(info[0]);
   bool may_yield = info[1].As<Napi::Boolean>().Value();
-  return Number(info.Env(), Registry::instance().try_acquire(slot, State(info.Env()), true, may_yield));
+  const char* syscall = "";
+  int r = Registry::instance().try_acquire(slot, State(info.Env()), true, may_yield, &syscall);
+  return Result(info.Env(), r, syscall);
 }
 
 // release(slot)
 Napi::Value Release(const Napi::CallbackInfo& info) {
-  return Number(info.Env(), Registry::instance().release(*SlotArg(info[0])));
-}
-
-// lastSyscall(slot): the call that failed last on this slot.
-Napi::Value LastSyscall(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), SlotArg(info[0])->failed_syscall);
+  return Result(info.Env(), Registry::instance().release(*SlotArg(info[0])), nfl::kUnlockSyscall);
 }
 
 void Finish(Napi::Env env, EnvState* state, const std::shared_ptr<Waiter>& w) {
@@ -89,7 +98,7 @@ void Report(Napi::Env env, Napi::Function, std::shared_ptr<Waiter>* data) {
   if (it == state->waits.end() || it->second != w) return;  // cancelled meanwhile
   Napi::FunctionReference callback = std::move(w->callback);
   Finish(env, state, w);
-  callback.Call({Napi::Number::New(env, w->result)});
+  callback.Call({Result(env, w->result, w->syscall)});
 }
 
 // startWait(slot, callback): waits on a new thread; callback(result) runs
@@ -106,7 +115,7 @@ Napi::Value StartWait(const Napi::CallbackInfo& info) {
   state->waits[w->id] = w;
   Napi::ThreadSafeFunction report = state->report;
   w->thread = nfl::run_on_wait_thread([w, report]() mutable {
-    w->result = Registry::instance().wait_acquire(*w->slot, w->owner, w->exclusive, w->cancelled);
+    w->result = Registry::instance().wait_acquire(*w->slot, w->owner, w->exclusive, w->cancelled, &w->syscall);
     auto* data = new std::shared_ptr<Waiter>(w);
     if (report.NonBlockingCall(data, Report) != napi_ok) delete data;
     w->done.store(true);
@@ -200,14 +209,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["slot"] = Napi::Function::New(env, GetSlot, "slot");
   exports["acquire"] = Napi::Function::New(env, Acquire, "acquire");
   exports["release"] = Napi::Function::New(env, Release, "release");
-  exports["lastSyscall"] = Napi::Function::New(env, LastSyscall, "lastSyscall");
   exports["startWait"] = Napi::Function::New(env, StartWait, "startWait");
   exports["cancelWait"] = Napi::Function::New(env, CancelWait, "cancelWait");
   exports["closeIdle"] = Napi::Function::New(env, CloseIdle, "closeIdle");
   exports["recordPath"] = Napi::Function::New(env, RecordPath, "recordPath");
   exports["samePath"] = Napi::Function::New(env, SamePath, "samePath");
   exports["lockKind"] = Napi::String::New(env, nfl::kLockSyscall);
-  exports["unlockSyscall"] = Napi::String::New(env, nfl::kUnlockSyscall);
   return exports;
 }
 

@@ -22,26 +22,22 @@ std::shared_ptr<Slot> Registry::slot(const std::string& path) {
   return entry;
 }
 
-int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled) {
+int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled, const char** syscall) {
   for (int attempt = 0; attempt < 3; attempt++) {
     if (s.handle == kNoHandle) {
-      const char* syscall = "";
       Handle h;
-      int r = open_lock_file(s.path.c_str(), &h, &syscall);
+      int r = open_lock_file(s.path.c_str(), &h, syscall);
       if (r == 0) {
         r = file_id(h, &s.id);
-        syscall = kStatSyscall;
+        *syscall = kStatSyscall;
         if (r != 0) close_lock_file(h);
       }
-      if (r != 0) {
-        s.failed_syscall = syscall;
-        return r;
-      }
+      if (r != 0) return r;
       s.handle = h;
     }
     int r = cancelled ? wait_lock(s.handle, exclusive, *cancelled) : try_lock(s.handle, exclusive);
     if (r != kAcquired) {
-      if (r < 0) s.failed_syscall = kLockSyscall;
+      if (r < 0) *syscall = kLockSyscall;
       return r;
     }
     FileId now;
@@ -57,8 +53,13 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
 }
 
 bool Registry::claim(Slot& s, const void* owner) {
-  bool expected = false;
-  if (!s.claimed.compare_exchange_strong(expected, true)) return false;
+  int expected = kFree;
+  while (!s.state.compare_exchange_strong(expected, kClaimed)) {
+    if (expected != kClosing) return false;
+    // Free but for one close(2) in progress: wait it out, then reopen.
+    std::this_thread::yield();
+    expected = kFree;
+  }
   s.owner.store(owner);
   return true;
 }
@@ -66,8 +67,8 @@ bool Registry::claim(Slot& s, const void* owner) {
 void Registry::unclaim(Slot& s) {
   s.owner.store(nullptr);
   s.last_used.store(generation_.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  s.claimed.store(false);
-  // A waiter increments `waiting` before it checks `claimed` under the
+  s.state.store(kFree);
+  // A waiter increments `waiting` before it checks `state` under the
   // mutex, so either it sees the slot free or we see it waiting here.
   if (s.waiting.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -86,9 +87,9 @@ void Registry::unclaim(Slot& s) {
 constexpr auto kTurn = std::chrono::milliseconds(2);
 constexpr int kLookEvery = 16;
 
-int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield) {
+int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield, const char** syscall) {
   if (!claim(s, owner)) return kBusy;
-  int r = lock_claimed(s, exclusive, nullptr);
+  int r = lock_claimed(s, exclusive, nullptr, syscall);
   if (r == kAcquired && may_yield && ++s.streak % kLookEvery == 0) {
     auto now = std::chrono::steady_clock::now();
     if (now - s.streak_began >= kTurn) {
@@ -104,7 +105,8 @@ int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool may_y
   return r;
 }
 
-int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled) {
+int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled,
+                           const char** syscall) {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -114,7 +116,7 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std
       s.waiting--;
       if (!claimed) return kCancelled;
     }
-    int r = lock_claimed(s, exclusive, &cancelled);
+    int r = lock_claimed(s, exclusive, &cancelled, syscall);
     if (r == kAcquired) {
       s.streak = 0;
       s.streak_began = std::chrono::steady_clock::now();
@@ -138,7 +140,6 @@ int Registry::release(Slot& s) {
   if (r != 0) {
     close_lock_file(s.handle);
     s.handle = kNoHandle;
-    s.failed_syscall = kUnlockSyscall;
   }
   unclaim(s);
   return r;
@@ -155,20 +156,24 @@ void Registry::release_all(const void* owner) {
   for (auto& s : held) release(*s);
 }
 
+bool Registry::close_unclaimed(Slot& s) {
+  int expected = kFree;
+  if (!s.state.compare_exchange_strong(expected, kClosing)) return false;
+  if (s.handle != kNoHandle) {
+    close_lock_file(s.handle);
+    s.handle = kNoHandle;
+  }
+  s.state.store(kFree);
+  return true;
+}
+
 int Registry::close_idle() {
   uint64_t previous = generation_.fetch_add(1);
   int open = 0;
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = slots_.begin(); it != slots_.end();) {
     Slot& s = *it->second;
-    // Claim it like any user would: only a claim holder touches the handle.
-    if (s.waiting.load() == 0 && s.last_used.load() < previous && claim(s, this)) {
-      if (s.handle != kNoHandle) {
-        close_lock_file(s.handle);
-        s.handle = kNoHandle;
-      }
-      s.owner.store(nullptr);
-      s.claimed.store(false);
+    if (s.waiting.load() == 0 && s.last_used.load() < previous && close_unclaimed(s)) {
       // Only the table refers to it: nobody can be about to claim it.
       if (it->second.use_count() == 1) {
         it = slots_.erase(it);

@@ -1,8 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-import { systemError } from './errors.js';
 import { PathLock } from './in-process.js';
-import { ACQUIRED, BUSY, native } from './native.js';
+import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
 import { waitForFile, type WaitLimits } from './wait.js';
@@ -128,7 +127,7 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   if (result === BUSY && wait) return acquireSlowly(entry, options, resource, true);
   entry.release();
   if (result === BUSY) return undefined;
-  throw systemError(result, native.lastSyscall(entry.slot), lockPath, resource);
+  throw failureError(result, lockPath, resource);
 }
 
 /** Waits for the in-process turn (unless it is ours already), then for the file lock. */
@@ -146,7 +145,7 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
     // With the turn already ours, the caller has just found the file lock busy.
     const result = haveTurn ? BUSY : native.acquire(entry.slot, true);
     if (result === BUSY) await waitForFile(entry.slot, limits);
-    else if (result !== ACQUIRED) throw systemError(result, native.lastSyscall(entry.slot), entry.lockPath, resource);
+    else if (result !== ACQUIRED) throw failureError(result, entry.lockPath, resource);
   } catch (error) {
     entry.release();
     throw error;
@@ -222,7 +221,7 @@ class Handle implements FileLock {
     // lock anyway: the turn passes on either way.
     const result = native.release(entry.slot);
     entry.release();
-    if (result !== 0) throw systemError(result, native.unlockSyscall, entry.lockPath, this.resource);
+    if (result !== ACQUIRED) throw failureError(result, entry.lockPath, this.resource);
   }
 
   /** Release when an error is already on its way to the caller. */

@@ -1,4 +1,5 @@
 import binding from './binding.cjs';
+import { systemError, type FileLockError } from './errors.js';
 
 /** A process-wide registry slot for one lock file (see native/registry.h). */
 export type Slot = object & { readonly __slot: true };
@@ -16,9 +17,18 @@ export function fileRef(path: string): FileRef {
 }
 
 /**
- * The addon's surface (native/binding.cc). Results are ACQUIRED, BUSY, or a
- * negative libuv error number from the call lastSyscall names.
+ * A failed system call: a negative libuv error number and the call's name,
+ * reported together (the slot may already serve another thread).
  */
+export interface Failure {
+  readonly errno: number;
+  readonly syscall: string;
+}
+
+/** ACQUIRED, BUSY, or what failed. */
+export type Result = typeof ACQUIRED | typeof BUSY | Failure;
+
+/** The addon's surface (native/binding.cc). */
 export interface Native {
   slot(lockPath: string): Slot;
   /**
@@ -26,15 +36,14 @@ export interface Native {
    * With mayYield it answers BUSY now and then while another process is
    * queued, after a run of acquisitions without waiting.
    */
-  acquire(slot: Slot, mayYield: boolean): number;
-  /** Unlocks and frees the slot. */
-  release(slot: Slot): number;
-  lastSyscall(slot: Slot): string;
+  acquire(slot: Slot, mayYield: boolean): Result;
+  /** Unlocks and frees the slot: ACQUIRED (0) or the unlock's failure. */
+  release(slot: Slot): typeof ACQUIRED | Failure;
   /**
    * Waits for the slot and the file lock on a dedicated thread; done(result)
-   * runs on this thread when it ends. Returns the wait's id.
+   * runs on this thread when it ends (never BUSY). Returns the wait's id.
    */
-  startWait(slot: Slot, done: (result: number) => void): number;
+  startWait(slot: Slot, done: (result: typeof ACQUIRED | Failure) => void): number;
   /** Ends a wait synchronously; afterwards it holds nothing and never reports. */
   cancelWait(id: number): void;
   /** Closes descriptors not used since the previous call; returns how many stay open. */
@@ -45,10 +54,14 @@ export interface Native {
   samePath(ref: FileRef): number;
   /** 'flock', 'fcntl' (test-only mode) or 'LockFileEx'. */
   readonly lockKind: string;
-  readonly unlockSyscall: string;
 }
 
 export const native = binding as Native;
 
 export const ACQUIRED = 0;
 export const BUSY = 1;
+
+/** The coded error for a failure on lockPath. */
+export function failureError(failure: Failure, lockPath: string, resource?: string): FileLockError {
+  return systemError(failure.errno, failure.syscall, lockPath, resource);
+}

@@ -1,5 +1,5 @@
-import { LockTimeoutError, systemError } from './errors.js';
-import { ACQUIRED, native, type Slot } from './native.js';
+import { LockTimeoutError } from './errors.js';
+import { ACQUIRED, failureError, native, type Slot } from './native.js';
 
 /** The caller's limits on one acquisition, shared by every wait it goes through. */
 export interface WaitLimits {
@@ -63,7 +63,7 @@ export function waitForFile(slot: Slot, limits: WaitLimits): Promise<void> {
     const id = native.startWait(slot, (result) => {
       stop();
       if (result === ACQUIRED) resolve();
-      else reject(systemError(result, native.lastSyscall(slot), limits.lockPath, limits.resource));
+      else reject(failureError(result, limits.lockPath, limits.resource));
     });
     // cancelWait is synchronous: afterwards nothing is held and done never runs.
     const stop = watchLimits(limits, (reason) => {

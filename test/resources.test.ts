@@ -1,4 +1,8 @@
 import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { LockTimeoutError, lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
@@ -18,6 +22,10 @@ afterAll(async () => {
 beforeEach(async () => {
   await waitForLockFdsClosed();
 });
+
+const require = createRequire(import.meta.url);
+/** The addon itself, as the library loads it (for calls the public API makes on a timer). */
+const BINDING = require.resolve('../dist/cjs/binding.cjs');
 
 /** The idle sweep closes cached descriptors within about two seconds; allow three times that. */
 async function expectBackToBaseline(baseline: string[]): Promise<void> {
@@ -114,5 +122,58 @@ describe.each([
     expect(await agent.canLock(path)).toBe(true);
     expect(lockFds().length).toBeLessThanOrEqual(1);
     await expectBackToBaseline(baseline);
+  });
+});
+
+describe('the idle sweep', () => {
+  it('never makes a free lock look busy, even with sweeps back to back from another thread', async () => {
+    const path = resourceIn(tempDir());
+    // [0] stop flag, [1] sweeps done.
+    const shared = new Int32Array(new SharedArrayBuffer(8));
+    const sweeper = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const binding = require(workerData.binding);
+       const shared = workerData.shared;
+       while (Atomics.load(shared, 0) === 0) { binding.closeIdle(); Atomics.add(shared, 1, 1); }
+       parentPort.postMessage('stopped');`,
+      { eval: true, workerData: { binding: BINDING, shared } },
+    );
+    const stopped = new Promise((resolve, reject) => {
+      sweeper.once('message', resolve);
+      sweeper.once('error', reject);
+    });
+    try {
+      await waitFor(() => Atomics.load(shared, 1) > 0, 'the sweeper thread to start');
+      let tries = 0;
+      let busy = 0;
+      let timeouts = 0;
+      // At least this many attempts, and on until the sweeper has swept this often.
+      while (tries < 20_000 || Atomics.load(shared, 1) < 20_000) {
+        tries++;
+        const handle = await tryLock(path);
+        if (handle === undefined) busy++;
+        else await handle.release();
+        if (tries % 10 === 0) {
+          const held = await lock(path, { timeout: 0 }).catch((e: unknown) => e);
+          if (held instanceof LockTimeoutError) timeouts++;
+          else await (held as FileLock).release();
+        }
+      }
+      expect({ busy, timeouts }).toEqual({ busy: 0, timeouts: 0 });
+      expect(Atomics.load(shared, 1)).toBeGreaterThanOrEqual(20_000);
+    } finally {
+      Atomics.store(shared, 0, 1);
+      await stopped;
+    }
+  });
+});
+
+describe('results of the addon', () => {
+  it('a failed acquisition returns the failing system call with the error, not in a second call that another thread could overtake', () => {
+    const binding = require(BINDING);
+    const lockPath = join(tempDir(), 'missing-dir', 'data.lock');
+    const slot = binding.slot(lockPath);
+    expect(binding.acquire(slot, false)).toEqual({ errno: -constants.errno.ENOENT, syscall: 'open' });
+    expect(binding.lastSyscall).toBeUndefined();
   });
 });
