@@ -146,7 +146,7 @@ describe('lock() and tryLock() handles', () => {
     await agent.call('lock', { path });
     try {
       const attempt = tryLock(path);
-      expect(await settlesWithin(attempt, 1_000)).toBe('settled');
+      expect(await settlesWithin(attempt, 5_000)).toBe('settled');
       await expect(attempt).resolves.toBeUndefined();
     } finally {
       await agent.call('release', { path });
@@ -161,7 +161,7 @@ describe('lock() and tryLock() handles', () => {
     const held = await lock(path);
     try {
       const attempt = tryLock(path, { timeout: 30_000 });
-      expect(await settlesWithin(attempt, 1_000)).toBe('settled');
+      expect(await settlesWithin(attempt, 5_000)).toBe('settled');
       await expect(attempt).resolves.toBeUndefined();
     } finally {
       await held.release();

@@ -78,7 +78,7 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<'s
  * lists the skips at the end of the run); under CI=true on Linux as root,
  * where everything is installed, it fails instead, so that CI runs them all.
  */
-export type Requirement = 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind';
+export type Requirement = 'linux' | 'posix' | 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind';
 
 /** An executable of that name on PATH (PATHEXT on Windows), without a shell. */
 function onPath(name: string): boolean {
@@ -98,6 +98,8 @@ const isRoot = () => process.getuid?.() === 0;
 
 /** Why the machine lacks the requirement, or undefined if it has it. */
 const CHECKS: Record<Requirement, () => string | undefined> = {
+  posix: () => (process.platform === 'win32' ? 'asserts POSIX file modes and signals (this is win32)' : undefined),
+  linux: () => (process.platform === 'linux' ? undefined : `asserts Linux behaviour (this is ${process.platform})`),
   root: () => (isRoot() ? undefined : `needs root (running as ${process.platform === 'win32' ? 'a Windows user' : `uid ${process.getuid?.()}`})`),
   mount: () => {
     if (process.platform !== 'linux') return `needs Linux mounts (this is ${process.platform})`;

@@ -247,7 +247,7 @@ describe('exclusion inside one process', () => {
     const patient = withFileLock(path, () => 'patient');
     await expect(impatient).rejects.toBeInstanceOf(LockTimeoutError);
     await held.release();
-    expect(await settlesWithin(patient, 2_000)).toBe('settled');
+    expect(await settlesWithin(patient, 5_000)).toBe('settled');
     await expect(patient).resolves.toBe('patient');
   });
 });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, fixture, openFiles, Proc, runFlock, runNode, runPython, settlesWithin, tempDir, waitFor, resourceIn } from './helpers.js';
+import { Agent, fixture, openFiles, Proc, requires, runFlock, runNode, runPython, settlesWithin, skipWithout, tempDir, waitFor, resourceIn } from './helpers.js';
 
 let agent: Agent;
 beforeAll(async () => {
@@ -104,6 +104,7 @@ async function expectToWaitFor(path: string, holder: Proc): Promise<void> {
 }
 
 describe('util-linux flock(1)', () => {
+  requires('flock(1)');
   it('while flock(1) holds the lock file, tryLock fails and withFileLock waits for it to exit', async () => {
     const path = resourceIn(tempDir());
     await expectToWaitFor(path, runFlock([lockFileOf(path), 'sh', '-c', 'echo locked; read line']));
@@ -128,6 +129,7 @@ describe('util-linux flock(1)', () => {
 });
 
 describe("Python's fcntl.flock", () => {
+  requires('python3');
   const HOLD = ['import fcntl, sys', "f = open(sys.argv[1], 'a')", 'fcntl.flock(f, fcntl.LOCK_EX)', "print('locked', flush=True)", 'sys.stdin.readline()'].join('\n');
   const TRY = [
     'import fcntl, sys',
@@ -165,6 +167,7 @@ describe("Python's fcntl.flock", () => {
 });
 
 describe('a POSIX record lock that someone else holds on the lock file', () => {
+  requires('python3', 'flock(1)');
   // Waiters queue on an OFD lock of byte 0; a whole-file record lock from
   // another program conflicts with that byte but must not hold anyone up.
   const LOCKF = 'import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\nfcntl.lockf(fd, fcntl.LOCK_EX)\nprint("held", flush=True)\ntime.sleep(60)';
@@ -201,6 +204,8 @@ describe('a holder that dies', () => {
 });
 
 describe('a child process spawned while holding the lock', () => {
+  // Lists the child's descriptors in /proc; sleep(1) outlives its parent.
+  requires('/proc', 'flock(1)');
   function isSleeping(pid: number): boolean {
     try {
       process.kill(pid, 0);
@@ -242,7 +247,7 @@ describe('a child process spawned while holding the lock', () => {
       await holder.proc.exited;
       // The sleeper outlives its parent; had it inherited the descriptor, the lock would stay held.
       expect(isSleeping(sleeperPid)).toBe(true);
-      await waitFor(() => agent.canLock(path), 'the lock to be free after its holder was killed', 1_000);
+      await waitFor(() => agent.canLock(path), 'the lock to be free after its holder was killed', 5_000);
       const handle = await tryLock(path);
       expect(handle).toBeDefined();
       await handle!.release();
@@ -270,7 +275,8 @@ describe('symbolic links', () => {
     expect(await agent.canLock(link)).toBe(true);
   });
 
-  it('flock(1) on the canonical lock file excludes a holder that came through a symlink', async () => {
+  it('flock(1) on the canonical lock file excludes a holder that came through a symlink', async (ctx) => {
+    skipWithout(ctx, 'flock(1)');
     const dir = tempDir();
     const path = resourceIn(dir);
     const link = join(dir, 'link');

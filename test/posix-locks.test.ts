@@ -14,6 +14,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { requires } from './helpers.js';
+
+// Every scenario probes the lock from Python's fcntl module.
+requires('posix', 'python3');
+
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 const indexUrl = pathToFileURL(join(packageRoot, 'dist/esm/index.js')).href;
 
@@ -347,6 +352,8 @@ describe.each(MODES)('with $kind locks', ({ env, probeKind }) => {
 });
 
 describe('which peers see the lock', () => {
+  // How flock and record locks interact is Linux's (BSD merges them).
+  requires('linux', 'flock(1)');
   it('in flock mode conflicts with flock(1) and fcntl.flock but not with fcntl.lockf record locks', async () => {
     const f = lockFixture();
     const child = startChild('hold', f, {});

@@ -7,7 +7,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { LockTimeoutError, lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
 
-import { Agent, fdCount, fdsOpenedSince, lockFds, openFiles, sleep, tempDir, waitFor, waitForLockFdsClosed, resourceIn } from './helpers.js';
+import { Agent, fdCount, fdsOpenedSince, lockFds, openFiles, requires, sleep, tempDir, waitFor, waitForLockFdsClosed, resourceIn } from './helpers.js';
+
+// Descriptors are counted in /proc.
+requires('/proc');
 
 let agent: Agent;
 beforeAll(async () => {

@@ -26,6 +26,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
 
+import { requires, skipWithout } from './helpers.js';
+
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 const indexUrl = pathToFileURL(join(packageRoot, 'dist/esm/index.js')).href;
 const { LD_PRELOAD: _preload, ...plainEnv } = process.env;
@@ -80,7 +82,8 @@ async function failure(run: () => Promise<unknown>): Promise<FileLockError> {
 }
 
 describe('a symlink at the lock path', () => {
-  it('is never followed: withFileLock, lock and tryLock fail with ELOOP naming the lock file, and the target keeps its content and mtime', async () => {
+  it('is never followed: withFileLock, lock and tryLock fail with ELOOP naming the lock file, and the target keeps its content and mtime', async (ctx) => {
+    skipWithout(ctx, 'flock(1)');
     const target = victim(join(dir, 'target'));
     const resource = join(dir, 'data');
     symlinkSync(target.path, resource + '.lock');
@@ -137,12 +140,13 @@ describe('the lock file', () => {
     file.untouched();
   });
 
-  it.each([
+  it.for([
     [0o022, 0o644],
     [0o027, 0o640],
     [0o077, 0o600],
     [0o000, 0o666],
-  ])('is created with mode 0o666 & ~umask (umask %o gives %o)', (umask, mode) => {
+  ])('is created with mode 0o666 & ~umask (umask %o gives %o)', ([umask, mode], ctx) => {
+    skipWithout(ctx, 'posix');
     const resource = join(dir, `data-${umask.toString(8)}`);
     const child = spawnSync(
       process.execPath,
@@ -157,7 +161,8 @@ describe('the lock file', () => {
     expect(statSync(resource + '.lock').mode & 0o7777).toBe(mode);
   });
 
-  it('is not inherited by a child process spawned while it is held: the lock ends with its holder even if the child lives on', async () => {
+  it('is not inherited by a child process spawned while it is held: the lock ends with its holder even if the child lives on', async (ctx) => {
+    skipWithout(ctx, 'flock(1)', '/proc');
     const resource = join(dir, 'data');
     // The holder spawns a long-lived grandchild, reports both pids, and is then SIGKILLed.
     const holder = spawn(
@@ -203,6 +208,8 @@ describe('the lock file', () => {
 });
 
 describe('a lock path in a world-writable sticky directory', () => {
+  // Another user (nobody, through setpriv) plants files; flock(1) probes.
+  requires('setpriv', 'flock(1)');
   let shared: string;
   let privateDir: string;
   beforeEach(() => {
@@ -262,7 +269,8 @@ describe('a lock path in a world-writable sticky directory', () => {
     }
   });
 
-  it('follows directory symlinks in the resource path (only the lock file itself is opened O_NOFOLLOW), yet modifies nothing it reaches', async () => {
+  it('follows directory symlinks in the resource path (only the lock file itself is opened O_NOFOLLOW), yet modifies nothing it reaches', async (ctx) => {
+    skipWithout(ctx, '/proc');
     const existing = victim(join(privateDir, 'config.lock'));
     expect(asNobody('ln', '-s', privateDir, join(shared, 'dir')).status).toBe(0);
     const protectedSymlinks = readFileSync('/proc/sys/fs/protected_symlinks', 'utf8').trim() !== '0';

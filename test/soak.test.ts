@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { requires } from './helpers.js';
 import { auditJournals, type SoakResult } from './soak/run.mjs';
 
 const driver = fileURLToPath(new URL('./soak/run.mjs', import.meta.url));
@@ -88,6 +89,8 @@ describe('the soak audit', () => {
 });
 
 describe.each(['flock', 'fcntl'] as const)('the soak with %s locks', (lockKind) => {
+  // The driver counts descriptors in /proc and checks the lock with flock(1) or Python's lockf.
+  requires('/proc', ...(lockKind === 'flock' ? (['flock(1)'] as const) : (['posix', 'python3'] as const)));
   it(
     'lets no two of 16 processes hold the lock at once and loses no increment while holders and waiters are SIGKILLed',
     async () => {
