@@ -1,23 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 import { PathLock } from './in-process.js';
+import { Handle, releaseHandle, releaseQuietly, reentrantHandle, type FileLock } from './handle.js';
 import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
 import { waitForFile, type WaitLimits } from './wait.js';
 
-/** A held lock. Release it once; further calls do nothing. */
-export interface FileLock {
-  /** The lock file. */
-  readonly path: string;
-  /** The path the lock protects, as the caller gave it (a URL or Buffer as its path string). */
-  readonly resource: string;
-  readonly released: boolean;
-  /** Unlocks; the lock file stays in place (deleting it would let two holders in). */
-  release(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-  [Symbol.dispose](): void;
-}
+export type { FileLock } from './handle.js';
 
 /**
  * Runs fn while holding the lock for path and releases it however fn ends.
@@ -45,23 +35,23 @@ function runHolding<T>(handle: Handle, fn: () => T | PromiseLike<T>): Promise<Aw
     // call at any depth finds a live hold even after the outer fn returned.
     result = context.run(handle, fn);
   } catch (error) {
-    handle.releaseQuietly();
+    releaseQuietly(handle);
     return Promise.reject(error);
   }
   if (isThenable(result)) {
     return Promise.resolve(result).then(
       (value) => {
-        handle.releaseSync();
+        releaseHandle(handle);
         return value as Awaited<T>;
       },
       (error: unknown) => {
-        handle.releaseQuietly();
+        releaseQuietly(handle);
         throw error;
       },
     );
   }
   try {
-    handle.releaseSync();
+    releaseHandle(handle);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -91,10 +81,11 @@ interface ThreadState {
   readonly context: AsyncLocalStorage<Handle>;
 }
 
-// Shared through the global object by every copy of this module in the
-// thread (an application that loads both the ESM and the CommonJS build), so
-// that they queue in one line and see each other's locks as reentrant.
-const STATE = Symbol.for('native-file-lock.thread-state.v1');
+// Shared through the global object by every copy of this package loaded in
+// the thread (two installs of it in one application), so that they queue in
+// one line. The key names the layout: copies whose state or handles differ
+// (v1 handles had public fields) keep apart.
+const STATE = Symbol.for('native-file-lock.thread-state.v2');
 const { registry, context } = ((globalThis as Record<symbol, unknown>)[STATE] ??= {
   registry: new Map(),
   context: new AsyncLocalStorage(),
@@ -112,8 +103,8 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   const lockPath = lockPathFor(resource, options.lockfilePath);
 
   const store = context.getStore();
-  const outer = heldIn(store, lockPath);
-  if (outer !== undefined) return new Handle(outer.entry, resource, outer.root, store);
+  const reentrant = reentrantHandle(store, lockPath, resource);
+  if (reentrant !== undefined) return reentrant;
 
   let entry = registry.get(lockPath);
   if (entry === undefined) {
@@ -123,7 +114,7 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   }
   if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
   const result = native.acquire(entry.slot, wait);
-  if (result === ACQUIRED) return new Handle(entry, resource, undefined, store);
+  if (result === ACQUIRED) return new Handle(entry, resource, store);
   if (result === BUSY && wait) return acquireSlowly(entry, options, resource, true);
   entry.release();
   if (result === BUSY) return undefined;
@@ -150,88 +141,13 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
     entry.release();
     throw error;
   }
-  const handle = new Handle(entry, resource, undefined, context.getStore());
+  const handle = new Handle(entry, resource, context.getStore());
   // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
-    handle.releaseQuietly();
+    releaseQuietly(handle);
     throw options.signal.reason;
   }
   return handle;
-}
-
-/** The lock for lockPath held by a withFileLock callback around this call, if any. */
-function heldIn(store: Handle | undefined, lockPath: string): Handle | undefined {
-  for (let h = store; h !== undefined; h = h.outer) {
-    if (h.entry.lockPath === lockPath && !h.released) return h;
-  }
-  return undefined;
-}
-
-// --- release ---------------------------------------------------------------
-
-class Handle implements FileLock {
-  released = false;
-  /**
-   * The handle that took the lock. A reentrant handle shares it: the file
-   * stays locked until the root and every reentrant handle are released,
-   * so nested work that outlives the outer callback never runs unlocked.
-   */
-  readonly root: Handle;
-  /** On the root: handles not yet released, itself included. */
-  private holds = 1;
-
-  constructor(
-    readonly entry: PathLock,
-    readonly resource: string,
-    root: Handle | undefined,
-    /** The lock held by the withFileLock callback this handle was taken in. */
-    readonly outer: Handle | undefined,
-  ) {
-    this.root = root ?? this;
-    if (root !== undefined) root.holds++;
-  }
-
-  get path(): string {
-    return this.entry.lockPath;
-  }
-
-  release(): Promise<void> {
-    try {
-      this.releaseSync();
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.release();
-  }
-
-  [Symbol.dispose](): void {
-    this.releaseSync();
-  }
-
-  releaseSync(): void {
-    if (this.released) return;
-    this.released = true;
-    if (--this.root.holds > 0) return;
-    const entry = this.entry;
-    // On an unlock error the addon closes the descriptor, which drops the
-    // lock anyway: the turn passes on either way.
-    const result = native.release(entry.slot);
-    entry.release();
-    if (result !== ACQUIRED) throw failureError(result, entry.lockPath, this.resource);
-  }
-
-  /** Release when an error is already on its way to the caller. */
-  releaseQuietly(): void {
-    try {
-      this.releaseSync();
-    } catch {
-      // The caller's error matters more; the lock is dropped either way.
-    }
-  }
 }
 
 // --- idle descriptors --------------------------------------------------------

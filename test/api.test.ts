@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, realpathSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { inspect } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -166,6 +167,66 @@ describe('lock() and tryLock() handles', () => {
     } finally {
       await held.release();
     }
+  });
+});
+
+describe('what a handle shows', () => {
+  it('has exactly the documented members, and no own properties', async () => {
+    const handle = (await lock(resourceIn(tempDir())))!;
+    try {
+      expect(Reflect.ownKeys(handle)).toEqual([]);
+      const members = new Set<PropertyKey>();
+      for (let proto = Object.getPrototypeOf(handle); proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+        for (const key of Reflect.ownKeys(proto)) members.add(key);
+      }
+      expect(members).toEqual(
+        new Set<PropertyKey>([
+          'constructor',
+          'path',
+          'resource',
+          'released',
+          'release',
+          Symbol.asyncDispose,
+          Symbol.dispose,
+          'toJSON',
+          inspect.custom,
+        ]),
+      );
+      for (const internal of ['entry', 'root', 'outer', 'holds', 'releaseSync', 'releaseQuietly']) expect(internal in handle).toBe(false);
+    } finally {
+      await handle.release();
+    }
+  });
+
+  it('released cannot be set from outside: strict code gets a TypeError, sloppy code is ignored, and release() still unlocks', async () => {
+    const path = resourceIn(tempDir());
+    const handle = await lock(path);
+    expect(() => {
+      (handle as { released: boolean }).released = true;
+    }).toThrow(TypeError);
+    // A Function body is sloppy-mode code, as in a plain CommonJS script.
+    const sloppy = new Function('h', 'h.released = true; return h.released;') as (h: unknown) => boolean;
+    expect(sloppy(handle)).toBe(false);
+    expect(handle.released).toBe(false);
+    expect(await agent.canLock(path)).toBe(false);
+    await handle.release();
+    expect(handle.released).toBe(true);
+    expect(await agent.canLock(path)).toBe(true);
+  });
+
+  it('prints and serialises as { path, resource, released }', async () => {
+    const path = resourceIn(tempDir());
+    const handle = await lock(path);
+    const shown = { path: realpathSync(path) + '.lock', resource: path, released: false };
+    expect(JSON.parse(JSON.stringify(handle))).toEqual(shown);
+    expect(JSON.stringify({ handle })).toBe(JSON.stringify({ handle: shown }));
+    const printed = inspect(handle);
+    expect(printed).toBe(`FileLock ${inspect(shown)}`);
+    expect(inspect([handle], { depth: 0 })).toContain('FileLock');
+    expect(printed).not.toMatch(/Circular|External|entry|root/);
+    await handle.release();
+    expect(JSON.parse(JSON.stringify(handle))).toEqual({ ...shown, released: true });
+    expect(inspect(handle)).toContain('released: true');
   });
 });
 

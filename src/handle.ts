@@ -1,0 +1,131 @@
+import { inspect } from 'node:util';
+
+import type { PathLock } from './in-process.js';
+import { ACQUIRED, failureError, native } from './native.js';
+
+/** A held lock. Release it once; further calls do nothing. */
+export interface FileLock {
+  /** The lock file. */
+  readonly path: string;
+  /** The path the lock protects, as the caller gave it (a URL or Buffer as its path string). */
+  readonly resource: string;
+  /** True once release() (or a dispose) has run; read-only. */
+  readonly released: boolean;
+  /** Unlocks; the lock file stays in place (deleting it would let two holders in). */
+  release(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+  [Symbol.dispose](): void;
+}
+
+// The module's ways into a handle's private fields; assigned in Handle's
+// static block so that a handle itself shows nothing but its public members.
+let heldIn: (store: Handle | undefined, lockPath: string) => Handle | undefined;
+let share: (outer: Handle, resource: string, store: Handle | undefined) => Handle;
+let releaseSync: (handle: Handle) => void;
+
+export class Handle implements FileLock {
+  #released = false;
+  readonly #entry: PathLock;
+  readonly #resource: string;
+  /**
+   * The handle that took the lock. A reentrant handle shares it: the file
+   * stays locked until the root and every reentrant handle are released,
+   * so nested work that outlives the outer callback never runs unlocked.
+   */
+  readonly #root: Handle;
+  /** On the root: handles not yet released, itself included. */
+  #holds = 1;
+  /** The hold of the withFileLock callback this handle was taken in. */
+  readonly #outer: Handle | undefined;
+
+  constructor(entry: PathLock, resource: string, outer: Handle | undefined, root?: Handle) {
+    this.#entry = entry;
+    this.#resource = resource;
+    this.#outer = outer;
+    this.#root = root ?? this;
+    if (root !== undefined) root.#holds++;
+  }
+
+  get path(): string {
+    return this.#entry.lockPath;
+  }
+
+  get resource(): string {
+    return this.#resource;
+  }
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  release(): Promise<void> {
+    try {
+      this.#releaseSync();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.#releaseSync();
+  }
+
+  toJSON(): { path: string; resource: string; released: boolean } {
+    return { path: this.path, resource: this.#resource, released: this.#released };
+  }
+
+  [inspect.custom](_depth: number, options: object): string {
+    return `FileLock ${inspect(this.toJSON(), options)}`;
+  }
+
+  #releaseSync(): void {
+    if (this.#released) return;
+    this.#released = true;
+    if (--this.#root.#holds > 0) return;
+    const entry = this.#entry;
+    // On an unlock error the addon closes the descriptor, which drops the
+    // lock anyway: the turn passes on either way.
+    const result = native.release(entry.slot);
+    entry.release();
+    if (result !== ACQUIRED) throw failureError(result, entry.lockPath, this.#resource);
+  }
+
+  static {
+    heldIn = (store, lockPath) => {
+      // A store set by another copy of this package holds handles this class cannot read.
+      for (let h = store; h !== undefined && #outer in h; h = h.#outer) {
+        if (h.#entry.lockPath === lockPath && !h.#released) return h;
+      }
+      return undefined;
+    };
+    share = (outer, resource, store) => new Handle(outer.#entry, resource, store, outer.#root);
+    releaseSync = (handle) => handle.#releaseSync();
+  }
+}
+
+/**
+ * A reentrant handle when a withFileLock callback around this call (store
+ * and the holds it was taken in) holds lockPath, else undefined.
+ */
+export function reentrantHandle(store: Handle | undefined, lockPath: string, resource: string): Handle | undefined {
+  const outer = heldIn(store, lockPath);
+  return outer === undefined ? undefined : share(outer, resource, store);
+}
+
+export function releaseHandle(handle: Handle): void {
+  releaseSync(handle);
+}
+
+/** Release when an error is already on its way to the caller. */
+export function releaseQuietly(handle: Handle): void {
+  try {
+    releaseSync(handle);
+  } catch {
+    // The caller's error matters more; the lock is dropped either way.
+  }
+}
