@@ -76,18 +76,19 @@ function resolveResource(absolute: string, resource: string): Resolved {
     }
   }
   // The resource may be created later, under the lock: resolve its parent.
-  const parent = realParent(absolute, resource);
+  const parent = realParent(absolute, absolute + '.lock', resource);
   return { lockPath: join(parent.path, basename(absolute) + '.lock'), probe: parent.probe, missing: fileRef(absolute) };
 }
 
 function resolveLockfile(absolute: string, resource: string): Resolved {
   // The lock file itself is never followed (it is opened with O_NOFOLLOW):
   // only its directory is resolved.
-  const { path, probe } = realParent(absolute, resource);
+  const { path, probe } = realParent(absolute, absolute, resource);
   return { lockPath: join(path, basename(absolute)), probe, missing: undefined };
 }
 
-function realParent(absolute: string, resource: string): { path: string; probe: FileRef } {
+/** Resolves the directory of absolute; an error names lockPath, the lock file as spelled, like every lock error. */
+function realParent(absolute: string, lockPath: string, resource: string): { path: string; probe: FileRef } {
   const parent = dirname(absolute);
   try {
     const probe = fileRef(parent);
@@ -95,6 +96,6 @@ function realParent(absolute: string, resource: string): { path: string; probe: 
     if (native.recordPath(probe) !== 0) throw Object.assign(new Error('the directory vanished while it was resolved'), { code: 'ENOENT' });
     return { path, probe };
   } catch (error) {
-    throw wrapFsError(error, 'resolve the directory of', absolute, resource);
+    throw wrapFsError(error, 'resolve the directory of lock file', lockPath, resource);
   }
 }

@@ -132,6 +132,9 @@ describe('system errors name the path and leave nothing held', () => {
     const dir = tempDir();
     const path = join(dir, 'missing', 'sub', 'data');
     const e = await expectCodedError(() => lock(path), 'ENOENT', join(dir, 'missing'));
+    // path is the lock file, as for every lock error; resource what the caller passed.
+    expect(e.path).toBe(path + '.lock');
+    expect(e.message).toContain(`'${path}.lock'`);
     expect(e.resource).toBe(path);
     mkdirSync(join(dir, 'missing', 'sub'), { recursive: true });
     const handle = await tryLock(path);
@@ -142,7 +145,10 @@ describe('system errors name the path and leave nothing held', () => {
   it('a lockfilePath in a missing directory rejects with ENOENT', async () => {
     const dir = tempDir();
     const path = resourceIn(dir);
-    await expectCodedError(() => withFileLock(path, () => 'ran', { lockfilePath: join(dir, 'nowhere', 'x.lock') }), 'ENOENT', join(dir, 'nowhere'));
+    const lockfilePath = join(dir, 'nowhere', 'x.lock');
+    const e = await expectCodedError(() => withFileLock(path, () => 'ran', { lockfilePath }), 'ENOENT', join(dir, 'nowhere'));
+    expect(e.path).toBe(lockfilePath);
+    expect(e.resource).toBe(path);
   });
 
   it('a parent that is a regular file rejects with ENOTDIR', async () => {
