@@ -299,6 +299,14 @@ describe('entry points', () => {
     expect(Object.getPrototypeOf(cjs.LockTimeoutError)).toBe(cjs.FileLockError);
   });
 
+  it('both entry points are one copy of the library: the same functions and classes', () => {
+    expect(cjs.FileLockError).toBe(FileLockError);
+    expect(cjs.LockTimeoutError).toBe(LockTimeoutError);
+    expect(cjs.withFileLock).toBe(withFileLock);
+    expect(cjs.lock).toBe(lock);
+    expect(cjs.tryLock).toBe(tryLock);
+  });
+
   it('the CommonJS build locks and excludes a holder from the ESM build', async () => {
     const path = resourceIn(tempDir());
     await expect(cjs.withFileLock(path, () => 'cjs ran')).resolves.toBe('cjs ran');
@@ -307,6 +315,7 @@ describe('entry points', () => {
       await expect(cjs.tryLock(path)).resolves.toBeUndefined();
       const error = await cjs.withFileLock(path, () => 'must not run', { timeout: 50 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(cjs.LockTimeoutError);
+      expect(error).toBeInstanceOf(FileLockError);
     } finally {
       await held.release();
     }

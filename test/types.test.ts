@@ -47,4 +47,14 @@ describe('the published types', () => {
     expect(error.message).toContain('12 ms');
     expect(error.waited).toBe(12);
   });
+
+  it('the CommonJS entry point declares the same API as the ES module one', () => {
+    // `require('native-file-lock')` resolves to dist/cjs/index.d.ts through the "require" condition.
+    type Cjs = typeof import('native-file-lock', { with: { 'resolution-mode': 'require' } });
+    expectTypeOf<Cjs['withFileLock']>().toEqualTypeOf(withFileLock);
+    expectTypeOf<Cjs['lock']>().toEqualTypeOf(lock);
+    expectTypeOf<Cjs['tryLock']>().toEqualTypeOf(tryLock);
+    expectTypeOf<InstanceType<Cjs['FileLockError']>>().toEqualTypeOf<FileLockError>();
+    expectTypeOf<InstanceType<Cjs['LockTimeoutError']>>().toEqualTypeOf<LockTimeoutError>();
+  });
 });
