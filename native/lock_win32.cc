@@ -33,24 +33,66 @@ std::wstring wide(const char* utf8) {
   return w;
 }
 
+// A name CreateFileW accepts at any length. Plain paths of MAX_PATH
+// characters or more fail unless the system opts in to long paths; the
+// \\?\ prefix lifts the limit but also turns off Win32 normalisation
+// (slashes, `.`, `..`, trailing dots and spaces), so the path is normalised
+// first with GetFullPathNameW, as the plain call would have done. UNC paths
+// take the \\?\UNC\ form. ("Maximum Path Length Limitation", MSDN.)
+std::wstring long_path_safe(const std::wstring& path) {
+  if (path.size() < MAX_PATH || path.compare(0, 4, L"\\\\?\\") == 0 || path.compare(0, 4, L"\\\\.\\") == 0) return path;
+  DWORD n = GetFullPathNameW(path.c_str(), 0, nullptr, nullptr);
+  if (n == 0) return path;
+  std::wstring full(n, L'\0');
+  n = GetFullPathNameW(path.c_str(), n, &full[0], nullptr);
+  if (n == 0 || n >= full.size()) return path;
+  full.resize(n);
+  if (full.compare(0, 2, L"\\\\") == 0) return L"\\\\?\\UNC\\" + full.substr(2);
+  if (full.size() >= 3 && full[1] == L':' && full[2] == L'\\') return L"\\\\?\\" + full;
+  return path;  // Relative or device forms: leave them to the system.
+}
+
+std::wstring native_path(const char* utf8) { return long_path_safe(wide(utf8)); }
+
 constexpr DWORD kShareAll = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+constexpr ULONG kCaseSensitiveDir = 0x1;  // FILE_CS_FLAG_CASE_SENSITIVE_DIR
+
+// A file deleted while some process still has it open stays "delete pending"
+// until the last handle closes, and every open of it fails with
+// ERROR_ACCESS_DENIED; only the thread's last NTSTATUS tells that apart from
+// a real denial. RtlGetLastNtStatus is looked up, not linked, as Chromium's
+// base/win/nt_status.cc does.
+constexpr LONG kStatusDeletePending = static_cast<LONG>(0xC0000056L);
+bool delete_pending() {
+  using Fn = LONG(WINAPI*)();
+  static const Fn last_status = reinterpret_cast<Fn>(
+      reinterpret_cast<void*>(GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "RtlGetLastNtStatus")));
+  return last_status != nullptr && last_status() == kStatusDeletePending;
+}
+
+// Someone else's open that will end by itself: another process opened the
+// lock file sharing nothing (ERROR_SHARING_VIOLATION), or it is being
+// deleted. The caller waits and retries as for a held lock.
+bool open_busy(DWORD err) { return err == ERROR_SHARING_VIOLATION || (err == ERROR_ACCESS_DENIED && delete_pending()); }
 
 }  // namespace
 
 int open_lock_file(const char* utf8_path, Handle* out, const char** syscall) {
   *syscall = "CreateFileW";
-  std::wstring path = wide(utf8_path);
+  std::wstring path = native_path(utf8_path);
   // OPEN_REPARSE_POINT: a symlink at the lock path is opened itself, never
   // followed, and then refused below. The handle is not inheritable.
   DWORD flags = FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT;
   HANDLE h = CreateFileW(path.c_str(), GENERIC_READ | GENERIC_WRITE, kShareAll, nullptr, OPEN_ALWAYS, flags, nullptr);
   if (h == INVALID_HANDLE_VALUE) {
     DWORD err = GetLastError();
+    if (open_busy(err)) return kBusy;
     DWORD attributes = GetFileAttributesW(path.c_str());
     if (attributes != INVALID_FILE_ATTRIBUTES && (attributes & FILE_ATTRIBUTE_DIRECTORY)) return UV_EISDIR;
     // An existing lock file we may not write can be locked read-only.
     if (err == ERROR_ACCESS_DENIED || err == ERROR_WRITE_PROTECT) {
       h = CreateFileW(path.c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING, flags, nullptr);
+      if (h == INVALID_HANDLE_VALUE && open_busy(GetLastError())) return kBusy;
     }
     if (h == INVALID_HANDLE_VALUE) return uv_translate_sys_error(static_cast<int>(err));
   }
@@ -119,11 +161,24 @@ int file_id(Handle h, FileId* out) { return handle_id(as_handle(h), out); }
 int path_id(const char* utf8_path, FileId* out) {
   // No access rights are needed to read the file index; share everything so
   // this never disturbs another opener. BACKUP_SEMANTICS allows directories.
-  HANDLE h = CreateFileW(wide(utf8_path).c_str(), 0, kShareAll, nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+  HANDLE h = CreateFileW(native_path(utf8_path).c_str(), 0, kShareAll, nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
   if (h == INVALID_HANDLE_VALUE) return last_error();
   int r = handle_id(h, out);
   CloseHandle(h);
   return r;
+}
+
+// Windows folders match names case-insensitively unless a per-folder flag
+// says otherwise ("Case sensitivity", Microsoft Learn). File systems and
+// versions that do not know the flag (FAT, Windows before 10 1803) answer
+// with an error: they are case-insensitive.
+int case_sensitive(const char* utf8_dir) {
+  HANDLE h = CreateFileW(native_path(utf8_dir).c_str(), 0, kShareAll, nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+  if (h == INVALID_HANDLE_VALUE) return last_error();
+  FILE_CASE_SENSITIVE_INFO info = {};
+  bool known = GetFileInformationByHandleEx(h, FileCaseSensitiveInfo, &info, sizeof info);
+  CloseHandle(h);
+  return known && (info.Flags & kCaseSensitiveDir) ? 1 : 0;
 }
 
 }  // namespace nfl

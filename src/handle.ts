@@ -19,7 +19,7 @@ export interface FileLock {
 
 // The module's ways into a handle's private fields; assigned in Handle's
 // static block so that a handle itself shows nothing but its public members.
-let heldIn: (store: Handle | undefined, lockPath: string) => Handle | undefined;
+let heldIn: (store: Handle | undefined, key: string) => Handle | undefined;
 let share: (outer: Handle, resource: string, store: Handle | undefined) => Handle;
 let releaseSync: (handle: Handle) => void;
 
@@ -96,10 +96,10 @@ export class Handle implements FileLock {
   }
 
   static {
-    heldIn = (store, lockPath) => {
+    heldIn = (store, key) => {
       // A store set by another copy of this package holds handles this class cannot read.
       for (let h = store; h !== undefined && #outer in h; h = h.#outer) {
-        if (h.#entry.lockPath === lockPath && !h.#released) return h;
+        if (h.#entry.key === key && !h.#released) return h;
       }
       return undefined;
     };
@@ -110,10 +110,11 @@ export class Handle implements FileLock {
 
 /**
  * A reentrant handle when a withFileLock callback around this call (store
- * and the holds it was taken in) holds lockPath, else undefined.
+ * and the holds it was taken in) holds the lock file of key (see LockPath.key),
+ * else undefined.
  */
-export function reentrantHandle(store: Handle | undefined, lockPath: string, resource: string): Handle | undefined {
-  const outer = heldIn(store, lockPath);
+export function reentrantHandle(store: Handle | undefined, key: string, resource: string): Handle | undefined {
+  const outer = heldIn(store, key);
   return outer === undefined ? undefined : share(outer, resource, store);
 }
 

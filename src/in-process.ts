@@ -12,7 +12,11 @@ export class PathLock {
   readonly slot: Slot;
   private readonly waiters = new Set<Waiter>();
 
-  constructor(readonly lockPath: string) {
+  constructor(
+    readonly lockPath: string,
+    /** The line's identity in this process; see LockPath.key. */
+    readonly key: string,
+  ) {
     this.slot = native.slot(lockPath);
   }
 

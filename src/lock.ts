@@ -100,16 +100,16 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   const resource = validatePath(pathArg, 'path');
   const options = validateOptions(optionsArg);
   if (options.signal?.aborted) throw options.signal.reason;
-  const lockPath = lockPathFor(resource, options.lockfilePath);
+  const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
 
   const store = context.getStore();
-  const reentrant = reentrantHandle(store, lockPath, resource);
+  const reentrant = reentrantHandle(store, key, resource);
   if (reentrant !== undefined) return reentrant;
 
-  let entry = registry.get(lockPath);
+  let entry = registry.get(key);
   if (entry === undefined) {
-    entry = new PathLock(lockPath);
-    registry.set(lockPath, entry);
+    entry = new PathLock(lockPath, key);
+    registry.set(key, entry);
     startSweeper();
   }
   if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
@@ -166,8 +166,8 @@ function startSweeper(): void {
 }
 
 function sweep(): void {
-  for (const [lockPath, entry] of registry) {
-    if (entry.idle) registry.delete(lockPath);
+  for (const [key, entry] of registry) {
+    if (entry.idle) registry.delete(key);
   }
   const open = native.closeIdle();
   if (registry.size === 0 && open === 0 && sweeper !== undefined) {

@@ -52,6 +52,8 @@ export interface Native {
   recordPath(ref: FileRef): number;
   /** 1 if ref's path still names the recorded file, else 0. */
   samePath(ref: FileRef): number;
+  /** 1 if the directory tells names apart by case, 0 if not, or a negative error. */
+  caseSensitive(dir: string): number;
   /** 'flock', 'fcntl' (test-only mode) or 'LockFileEx'. */
   readonly lockKind: string;
 }

@@ -24,12 +24,21 @@ import { fileRef, native, type FileRef } from './native.js';
  * path resolves afresh. (One file moved to a new place while still reachable
  * at the old path keeps its old lock path in this process.)
  */
-interface Resolved {
-  readonly lockPath: string;
+interface Resolved extends LockPath {
   /** The path whose identity was recorded: the resource, or its parent while it is missing. */
   readonly probe: FileRef;
   /** The resource did not exist: it must still be missing for the cache to hold. */
   readonly missing: FileRef | undefined;
+}
+
+export interface LockPath {
+  readonly lockPath: string;
+  /**
+   * What identifies the lock file within this process (the in-process line
+   * and reentrancy): the lock path, case-folded where its directory matches
+   * names case-insensitively, so that `Data.db` and `data.db` share a line.
+   */
+  readonly key: string;
 }
 
 // One cache per kind of path: the same string means <path>.lock as a
@@ -38,16 +47,16 @@ const resources = new Map<string, Resolved>();
 const lockfiles = new Map<string, Resolved>();
 const CACHE_LIMIT = 1024;
 
-export function lockPathFor(resource: string, lockfilePath: string | undefined): string {
+export function lockPathFor(resource: string, lockfilePath: string | undefined): LockPath {
   const key = lockfilePath === undefined ? resource : lockfilePath;
   const absolute = absolutePath(key);
   const cache = lockfilePath === undefined ? resources : lockfiles;
   const cached = cache.get(absolute);
-  if (cached !== undefined && stillValid(cached)) return cached.lockPath;
+  if (cached !== undefined && stillValid(cached)) return cached;
   const resolved = lockfilePath === undefined ? resolveResource(absolute, resource) : resolveLockfile(absolute, resource);
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   cache.set(absolute, resolved);
-  return resolved.lockPath;
+  return resolved;
 }
 
 const WINDOWS = process.platform === 'win32';
@@ -69,7 +78,7 @@ function resolveResource(absolute: string, resource: string): Resolved {
   const probe = fileRef(absolute);
   if (native.recordPath(probe) === 0) {
     try {
-      return { lockPath: realpathSync.native(absolute) + '.lock', probe, missing: undefined };
+      return withKey(realpath(absolute) + '.lock', probe, undefined);
     } catch (error) {
       // Vanished between the two calls: resolve it as missing below.
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapFsError(error, 'resolve', absolute, resource);
@@ -77,14 +86,14 @@ function resolveResource(absolute: string, resource: string): Resolved {
   }
   // The resource may be created later, under the lock: resolve its parent.
   const parent = realParent(absolute, absolute + '.lock', resource);
-  return { lockPath: join(parent.path, basename(absolute) + '.lock'), probe: parent.probe, missing: fileRef(absolute) };
+  return withKey(join(parent.path, leafName(absolute) + '.lock'), parent.probe, fileRef(absolute));
 }
 
 function resolveLockfile(absolute: string, resource: string): Resolved {
   // The lock file itself is never followed (it is opened with O_NOFOLLOW):
   // only its directory is resolved.
   const { path, probe } = realParent(absolute, absolute, resource);
-  return { lockPath: join(path, basename(absolute)), probe, missing: undefined };
+  return withKey(join(path, leafName(absolute)), probe, undefined);
 }
 
 /** Resolves the directory of absolute; an error names lockPath, the lock file as spelled, like every lock error. */
@@ -92,10 +101,67 @@ function realParent(absolute: string, lockPath: string, resource: string): { pat
   const parent = dirname(absolute);
   try {
     const probe = fileRef(parent);
-    const path = realpathSync.native(parent);
+    const path = realpath(parent);
     if (native.recordPath(probe) !== 0) throw Object.assign(new Error('the directory vanished while it was resolved'), { code: 'ENOENT' });
     return { path, probe };
   } catch (error) {
     throw wrapFsError(error, 'resolve the directory of lock file', lockPath, resource);
   }
+}
+
+function withKey(lockPath: string, probe: FileRef, missing: FileRef | undefined): Resolved {
+  return { lockPath, key: lockKey(lockPath), probe, missing };
+}
+
+// --- Windows and macOS names ---------------------------------------------------
+
+const MACOS = process.platform === 'darwin';
+
+/**
+ * realpath(3), or GetFinalPathNameByHandleW on Windows. That call fails on
+ * some Windows volumes (RAM disks, some network shares, and under Wine past
+ * MAX_PATH characters) where walking the path with lstat still works.
+ */
+function realpath(path: string): string {
+  try {
+    return realpathSync.native(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!WINDOWS || code === 'ENOENT' || code === 'ENOTDIR') throw error;
+    return realpathSync(path);
+  }
+}
+
+/**
+ * The name a missing file will get. Win32 path normalisation removes the
+ * trailing dots and spaces of a path's last component ("File path formats on
+ * Windows systems", Microsoft Learn): `f.` and `f ` create `f`, so they must
+ * lock `f.lock` like `f` does.
+ */
+function leafName(absolute: string): string {
+  const name = basename(absolute);
+  if (!WINDOWS) return name;
+  return name.replace(/[. ]+$/, '') || name;
+}
+
+/**
+ * NTFS compares names by upper-casing each character (simple case mapping);
+ * APFS and HFS+ also ignore Unicode normalisation. Linux directories are
+ * taken as case-sensitive without asking.
+ */
+function lockKey(lockPath: string): string {
+  if (!WINDOWS && !MACOS) return lockPath;
+  const name = MACOS ? lockPath.normalize('NFD') : lockPath;
+  return native.caseSensitive(dirname(lockPath)) === 1 ? name : foldCase(name);
+}
+
+function foldCase(text: string): string {
+  let folded = '';
+  // Characters whose upper case is longer (ß → SS) stay as they are, as in
+  // the simple mapping file systems use.
+  for (const ch of text) {
+    const upper = ch.toUpperCase();
+    folded += upper.length === ch.length ? upper : ch;
+  }
+  return folded;
 }

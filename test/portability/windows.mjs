@@ -1,0 +1,162 @@
+// Windows names and Windows sharing rules, checked with Windows Node (the
+// matrix runs it under Wine) against the package as installed from its
+// tarball. On other platforms it runs the tests that make sense there.
+//
+//   node windows.mjs            all tests
+//   node windows.mjs --grep X   tests whose name contains X
+import assert from 'node:assert/strict';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import { lock, tryLock, withFileLock } from 'native-file-lock';
+
+import { inTempDir, isWindows, run, spawnRuntime, test } from './harness.mjs';
+
+const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peer.mjs');
+const BUSY = 3;
+
+/** Exit code of a second process making one tryLock attempt on resource. */
+const tryInOtherProcess = (resource) => spawnRuntime(PEER, ['try', resource]).exited;
+
+const rejectsWith = async (promise) => {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected a rejection');
+};
+
+/** A directory whose paths are longer than MAX_PATH (260 characters). */
+function deepDir(dir) {
+  let deep = dir;
+  while (deep.length < 300) deep = join(deep, 'a-folder-with-a-rather-long-name');
+  mkdirSync(deep, { recursive: true });
+  return deep;
+}
+
+// --- long paths ------------------------------------------------------------
+
+test('a resource whose path is longer than MAX_PATH is locked, and another process sees it held', () =>
+  inTempDir(async (dir) => {
+    const resource = join(deepDir(dir), 'data.db');
+    writeFileSync(resource, '');
+    const held = await lock(resource);
+    assert.ok(held.path.length > 260, `the lock path is ${held.path.length} characters`);
+    assert.ok(existsSync(held.path), 'the lock file exists at the reported path');
+    assert.equal(await tryInOtherProcess(resource), BUSY);
+    await held.release();
+    assert.equal(await tryInOtherProcess(resource), 0);
+  }));
+
+test('a missing resource in a folder deeper than MAX_PATH is locked beside it', () =>
+  inTempDir(async (dir) => {
+    const deep = deepDir(dir);
+    const held = await lock(join(deep, 'later.db'));
+    assert.ok(existsSync(join(deep, 'later.db.lock')));
+    assert.equal(await tryInOtherProcess(join(deep, 'later.db')), BUSY);
+    await held.release();
+  }));
+
+test('a lockfilePath longer than MAX_PATH is locked', () =>
+  inTempDir(async (dir) => {
+    const lockfilePath = join(deepDir(dir), 'custom.lck');
+    const held = await lock(join(dir, 'data'), { lockfilePath });
+    assert.ok(existsSync(lockfilePath));
+    assert.equal(await tryLock(join(dir, 'other'), { lockfilePath }), undefined);
+    await held.release();
+  }));
+
+// --- names Windows normalises ----------------------------------------------
+
+const trailing = isWindows ? ['f.', 'f ', 'f. .'] : [];
+for (const spelling of trailing) {
+  test(`a missing resource spelled '${spelling}' shares the lock of 'f', as Windows creates 'f' for both`, () =>
+    inTempDir(async (dir) => {
+      const held = await lock(join(dir, 'f'));
+      const other = await tryLock(join(dir, spelling));
+      await other?.release();
+      assert.equal(other, undefined, 'the other spelling is busy in this process');
+      assert.equal(await tryInOtherProcess(join(dir, spelling)), BUSY, 'and in another process');
+      await held.release();
+      assert.deepEqual(
+        readdirSync(dir).filter((n) => n.endsWith('.lock')),
+        ['f.lock'],
+        'one lock file',
+      );
+    }));
+}
+
+// Windows (and Wine, which emulates it) matches names case-insensitively.
+if (isWindows) {
+  test('Data.db and data.db share one lock before the file exists: a nested call is reentrant', () =>
+    inTempDir(async (dir) => {
+      const result = await withFileLock(join(dir, 'Data.db'), async () => {
+        assert.equal(await tryInOtherProcess(join(dir, 'DATA.DB')), BUSY, 'another process sees the lock held');
+        return withFileLock(join(dir, 'data.db'), () => 'ran', { timeout: 5_000 });
+      });
+      assert.equal(result, 'ran');
+      assert.equal(await tryInOtherProcess(join(dir, 'data.db')), 0, 'released');
+    }));
+
+  test('case variants of a missing resource take turns in one process', () =>
+    inTempDir(async (dir) => {
+      const held = await lock(join(dir, 'Report.TXT'));
+      assert.equal(await tryLock(join(dir, 'report.txt')), undefined);
+      let second;
+      const waiting = lock(join(dir, 'REPORT.txt'), { timeout: 10_000 }).then((h) => (second = h));
+      await sleep(200);
+      assert.equal(second, undefined, 'the second spelling waits');
+      await held.release();
+      await waiting;
+      assert.equal(second.released, false);
+      await second.release();
+    }));
+
+  test('a case variant of an existing resource is reentrant too', () =>
+    inTempDir(async (dir) => {
+      writeFileSync(join(dir, 'Notes.md'), '');
+      const result = await withFileLock(join(dir, 'notes.MD'), () => withFileLock(join(dir, 'NOTES.md'), () => 'ran', { timeout: 5_000 }));
+      assert.equal(result, 'ran');
+    }));
+}
+
+// --- sharing rules ---------------------------------------------------------
+
+// libuv opens with FILE_SHARE_READ | WRITE | DELETE unless given
+// UV_FS_O_EXLOCK, which shares nothing: every other open then fails with
+// ERROR_SHARING_VIOLATION until this handle is closed.
+const UV_FS_O_EXLOCK = 0x10000000;
+
+if (isWindows) {
+  test('a lock file another program opened sharing nothing is waited for, not an EBUSY error', () =>
+    inTempDir(async (dir) => {
+      const resource = join(dir, 'shared');
+      const fd = openSync(`${resource}.lock`, UV_FS_O_EXLOCK | 0x0002 /* O_RDWR */ | 0x0100 /* O_CREAT */);
+      let opened = true;
+      try {
+        assert.equal(await tryLock(resource), undefined, 'tryLock answers busy');
+        const error = await rejectsWith(lock(resource, { timeout: 300 }));
+        assert.equal(error.code, 'ELOCKTIMEOUT', `a short wait times out instead of failing: ${error.message}`);
+        const waiting = lock(resource, { timeout: 10_000 });
+        setTimeout(() => {
+          closeSync(fd);
+          opened = false;
+        }, 300);
+        const held = await waiting;
+        assert.equal(opened, false, 'granted only after the other open ended');
+        await held.release();
+      } finally {
+        if (opened) closeSync(fd);
+      }
+    }));
+}
+
+// Which binary node-gyp-build picked (the matrix checks it).
+const require = createRequire(import.meta.url);
+console.log(`# addon: ${require('node-gyp-build').path(dirname(require.resolve('native-file-lock/package.json')))}`);
+
+await run();
