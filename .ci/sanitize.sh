@@ -34,7 +34,7 @@ asan_leg() {
   local pkg=$work/pkg logs=$work/asan-logs log=$work/asan-vitest.log
   mkdir -p "$pkg" "$logs"
   chmod 1777 "$logs" # children running as nobody write reports too
-  tar -C "$ROOT" --exclude=./node_modules --exclude=./build --exclude=./prebuilds --exclude=./.git \
+  tar -C "$ROOT" --exclude=./node_modules --exclude=./build --exclude=./.git \
     --exclude=./dist --exclude=./bench/results -cf - . | tar -C "$pkg" -xf - || return 1
   ln -s "$ROOT/node_modules" "$pkg/node_modules"
   (

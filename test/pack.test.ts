@@ -2,7 +2,8 @@
 // with install scripts blocked (--ignore-scripts, or npm's allowScripts) gets a
 // working addon without compiling anything.
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -40,6 +41,7 @@ const ALLOWED = [
   /^dist\/cjs\/package\.json$/,
   /^native\/[\w-]+\.(cc|h)$/,
   /^prebuilds\/(linux|darwin|win32)-(x64|arm64)\/native-file-lock(\.glibc)?\.node$/,
+  /^prebuilds\/SOURCES\.sha256$/,
 ];
 
 /** The machine an ELF, PE or Mach-O file was built for, as a platform-arch tuple. */
@@ -158,4 +160,52 @@ console.log(JSON.stringify({ addon, lockPath: held.path, whileHeld, afterRelease
     expect(result.value).toBe(42);
     expect(result.cjsValue).toBe('cjs');
   }, 120_000);
+});
+
+describe('the committed prebuilds', () => {
+  const RECORD = 'prebuilds/SOURCES.sha256';
+  /** prebuild-all.mjs --check-record in dir: exit code and output. */
+  const checkRecord = (dir: string) =>
+    run(process.execPath, [join(dir, 'scripts', 'prebuild-all.mjs'), '--check-record'], { cwd: dir }).then(
+      ({ stdout }) => ({ code: 0, out: stdout }),
+      (error: { code: number; stdout: string }) => ({ code: error.code, out: error.stdout }),
+    );
+
+  it('were built from the native sources, binding.gyp and build script of this checkout, as prebuilds/SOURCES.sha256 records', async (ctx) => {
+    const { code, out } = await checkRecord(root);
+    // A native change on a developer's machine is rebuilt later (prebuild:all needs cross compilers); CI refuses it.
+    if (code !== 0 && !process.env.CI) ctx.skip(`${out.trim().replace(/^FAILED: /, '')} (CI fails on this)`);
+    expect(out).toContain('prebuilds ok');
+    expect(code).toBe(0);
+  });
+
+  it('are refused when a recorded source or prebuild changed, or a native source was added, after they were built', async () => {
+    // A copy of the recorded files with a record that matches it, then one change at a time.
+    const names = [...readFileSync(join(root, RECORD), 'utf8').matchAll(/^[0-9a-f]{64} {2}(.+)$/gm)].map((m) => m[1]!);
+    expect(names).toEqual(expect.arrayContaining(['binding.gyp', 'native/lock.h', 'scripts/prebuild-all.mjs', 'prebuilds/linux-x64/native-file-lock.glibc.node']));
+    const copy = tempDir();
+    for (const name of names) {
+      mkdirSync(dirname(join(copy, name)), { recursive: true });
+      if (name.startsWith('prebuilds/')) writeFileSync(join(copy, name), `stand-in for ${name}`);
+      else cpSync(join(root, name), join(copy, name));
+    }
+    cpSync(join(root, 'package.json'), join(copy, 'package.json'));
+    const sha = (name: string) => createHash('sha256').update(readFileSync(join(copy, name))).digest('hex');
+    writeFileSync(join(copy, RECORD), names.map((name) => `${sha(name)}  ${name}\n`).join(''));
+    expect(await checkRecord(copy)).toMatchObject({ code: 0 });
+
+    for (const changed of ['native/lock.h', 'binding.gyp', 'scripts/prebuild-all.mjs', 'prebuilds/win32-x64/native-file-lock.node']) {
+      const before = readFileSync(join(copy, changed));
+      appendFileSync(join(copy, changed), '\n');
+      const { code, out } = await checkRecord(copy);
+      expect(code, changed).toBe(1);
+      expect(out).toContain(`${changed} (changed)`);
+      expect(out).toContain('run npm run prebuild:all');
+      writeFileSync(join(copy, changed), before);
+    }
+    writeFileSync(join(copy, 'native', 'extra.cc'), '');
+    expect((await checkRecord(copy)).out).toContain('native/extra.cc (not recorded)');
+    rmSync(join(copy, 'native', 'extra.cc'));
+    expect(await checkRecord(copy)).toMatchObject({ code: 0 });
+  }, 60_000);
 });
