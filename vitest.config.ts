@@ -12,14 +12,14 @@ const skippedSummary: Reporter = {
     for (const module of modules) {
       for (const test of module.children.allTests('skipped')) {
         const result = test.result();
-        const reason = (result.state === 'skipped' && result.note) || 'no reason given';
+        const reason = (result.state === 'skipped' && result.note) || 'no reason given (it.skip, or left out by a filter)';
         const name = `${relative(process.cwd(), module.moduleId)} › ${test.fullName}`;
         byReason.set(reason, [...(byReason.get(reason) ?? []), name]);
       }
     }
     if (byReason.size === 0) return;
     const count = [...byReason.values()].reduce((n, names) => n + names.length, 0);
-    const lines = [`\nSkipped ${count} test${count === 1 ? '' : 's'} (CI=true as root on Linux runs them all):`];
+    const lines = [`\nSkipped ${count} test${count === 1 ? '' : 's'}, by reason:`];
     for (const [reason, names] of byReason) {
       lines.push(`  ${reason}:`);
       for (const name of names) lines.push(`    ${name.length > 110 ? `${name.slice(0, 109)}…` : name}`);
