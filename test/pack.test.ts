@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { tempDir } from './helpers.js';
+import { skipWithout, tempDir } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
@@ -93,38 +93,71 @@ describe('the npm package', () => {
     expect(files.reduce((sum, f) => sum + f.size, 0)).toBeLessThan(10_000_000);
   });
 
-  it('installed into a fresh project with --ignore-scripts, loads the prebuilt addon and locks across processes', async () => {
-    // The tarball is packed from a copy: when prebuild:all has not run (a
-    // fresh clone), the addon npm install compiled stands in for this
-    // platform's prebuild, exactly as prebuildify would place it.
+  /** The packed files copied to a fresh folder, packed from there: the tarball's path. */
+  async function packCopy(leaveOut?: (path: string) => boolean, adjust?: (stage: string) => void): Promise<string> {
     const stage = join(tempDir(), 'package');
     for (const f of files) {
+      if (leaveOut?.(f.path)) continue;
       mkdirSync(dirname(join(stage, f.path)), { recursive: true });
       cpSync(join(root, f.path), join(stage, f.path));
     }
-    const prebuildDir = join(stage, 'prebuilds', tuple);
-    if (!existsSync(prebuildDir) || !readdirSync(prebuildDir).some((f) => PREBUILD.test(f))) {
-      const prebuild = join(prebuildDir, ADDON);
-      const built = join(root, 'build', 'Release', 'native_file_lock.node');
-      expect(existsSync(built), `neither prebuilds/${tuple} nor build/Release has an addon: run npm run compile`).toBe(true);
-      mkdirSync(dirname(prebuild), { recursive: true });
-      cpSync(built, prebuild);
-    }
+    adjust?.(stage);
     const packDir = tempDir();
     const { stdout: packed } = await npm(['pack', '--ignore-scripts', '--pack-destination', packDir], stage);
-    const tarball = join(packDir, packed.trim().split('\n').pop()!);
+    return join(packDir, packed.trim().split('\n').pop()!);
+  }
 
+  it('installed into a fresh project with --ignore-scripts, loads the prebuilt addon and locks across processes', async () => {
+    // When prebuilds/ lacks this platform, the addon npm run compile built
+    // stands in for its prebuild, exactly as prebuildify would place it.
+    const tarball = await packCopy(undefined, (stage) => addLocalBuildAsPrebuild(stage));
     const project = tempDir();
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
     await npm(['install', '--ignore-scripts', '--prefer-offline', '--no-package-lock', tarball], project);
     const installed = join(project, 'node_modules', 'native-file-lock');
     expect(existsSync(join(installed, 'build')), 'nothing was compiled').toBe(false);
+    await expectLocksAcrossProcesses(project, join(realpathSync.native(installed), 'prebuilds', tuple));
+  }, 120_000);
 
-    // ESM and CommonJS entry points, the addon node-gyp-build picked, and a
-    // second process refused while this one holds the lock.
-    writeFileSync(
-      join(project, 'check.mjs'),
-      `
+  it('installed with --ignore-scripts where no prebuild matches, fails to load with what happened and a command that compiles it', async (ctx) => {
+    skipWithout(ctx, 'c++ compiler');
+    const tarball = await packCopy((path) => path.startsWith(`prebuilds/${tuple}/`));
+    const project = tempDir();
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    await npm(['install', '--ignore-scripts', '--prefer-offline', '--no-package-lock', tarball], project);
+    const load = () => run(process.execPath, ['-e', "require('native-file-lock'); console.log('loaded')"], { cwd: project });
+    const failure = await load().then(
+      () => undefined,
+      (error: { stderr: string }) => error.stderr,
+    );
+    expect(failure).toContain(`This package has no prebuilt addon for ${tuple}`);
+    expect(failure).toContain('install scripts did not run');
+    const command = /run in your project: (npm rebuild native-file-lock[^(\n]*?) \(/.exec(failure ?? '')?.[1];
+    expect(command, failure).toBe('npm rebuild native-file-lock --foreground-scripts');
+    // The command it names compiles the shipped sources, and the addon then loads from build/.
+    await npm(command!.split(' ').slice(1), project);
+    expect(existsSync(join(project, 'node_modules', 'native-file-lock', 'build'))).toBe(true);
+    expect((await load()).stdout).toContain('loaded');
+  }, 300_000);
+});
+
+function addLocalBuildAsPrebuild(stage: string): void {
+  const prebuildDir = join(stage, 'prebuilds', tuple);
+  if (!existsSync(prebuildDir) || !readdirSync(prebuildDir).some((f) => PREBUILD.test(f))) {
+    const prebuild = join(prebuildDir, ADDON);
+    const built = join(root, 'build', 'Release', 'native_file_lock.node');
+    expect(existsSync(built), `neither prebuilds/${tuple} nor build/Release has an addon: run npm run compile`).toBe(true);
+    mkdirSync(dirname(prebuild), { recursive: true });
+    cpSync(built, prebuild);
+  }
+}
+
+async function expectLocksAcrossProcesses(project: string, prebuildDir: string): Promise<void> {
+  // ESM and CommonJS entry points, the addon node-gyp-build picked, and a
+  // second process refused while this one holds the lock.
+  writeFileSync(
+    join(project, 'check.mjs'),
+    `
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { lock, withFileLock } from 'native-file-lock';
@@ -148,19 +181,18 @@ const value = await withFileLock(resource, () => 42);
 const cjsValue = await cjs.withFileLock(resource, () => 'cjs');
 console.log(JSON.stringify({ addon, lockPath: held.path, whileHeld, afterRelease, value, cjsValue }));
 `,
-    );
-    const resource = join(tempDir(), 'resource');
-    const { stdout } = await run(process.execPath, ['check.mjs', resource], { cwd: project });
-    const result = JSON.parse(stdout);
-    expect(dirname(result.addon)).toBe(join(realpathSync.native(installed), 'prebuilds', tuple));
-    expect(basename(result.addon)).toMatch(PREBUILD);
-    expect(result.lockPath.endsWith('resource.lock')).toBe(true);
-    expect(result.whileHeld).toBe(3);
-    expect(result.afterRelease).toBe(0);
-    expect(result.value).toBe(42);
-    expect(result.cjsValue).toBe('cjs');
-  }, 120_000);
-});
+  );
+  const resource = join(tempDir(), 'resource');
+  const { stdout } = await run(process.execPath, ['check.mjs', resource], { cwd: project });
+  const result = JSON.parse(stdout);
+  expect(dirname(result.addon)).toBe(prebuildDir);
+  expect(basename(result.addon)).toMatch(PREBUILD);
+  expect(result.lockPath.endsWith('resource.lock')).toBe(true);
+  expect(result.whileHeld).toBe(3);
+  expect(result.afterRelease).toBe(0);
+  expect(result.value).toBe(42);
+  expect(result.cjsValue).toBe('cjs');
+}
 
 describe('the committed prebuilds', () => {
   const RECORD = 'prebuilds/SOURCES.sha256';
