@@ -155,6 +155,38 @@ if (isWindows) {
     }));
 }
 
+// A file deleted while other handles are open stays "delete pending" until
+// they close, and every open of it fails with ERROR_ACCESS_DENIED. Wine lets
+// such a file be opened again, so this runs on Windows itself only.
+const UV_FS_O_TEMPORARY = 0x20000000; // FILE_FLAG_DELETE_ON_CLOSE
+const underWine = isWindows && existsSync(join(process.env.windir ?? 'C:\\windows', 'system32', 'winecfg.exe'));
+if (underWine) console.log('# not under Wine: a lock file left delete pending (Wine does not keep files delete pending)');
+if (isWindows && !underWine) {
+  test('a lock file left delete pending by another handle is waited out, not an EACCES error', () =>
+    inTempDir(async (dir) => {
+      const resource = join(dir, 'pending');
+      const deleting = openSync(`${resource}.lock`, UV_FS_O_TEMPORARY | 0x0002 /* O_RDWR */ | 0x0100 /* O_CREAT */);
+      let cached = openSync(`${resource}.lock`, 'r+');
+      closeSync(deleting); // delete pending while `cached` stays open
+      try {
+        assert.equal(await tryLock(resource), undefined, 'tryLock answers busy');
+        const error = await rejectsWith(lock(resource, { timeout: 300 }));
+        assert.equal(error.code, 'ELOCKTIMEOUT', `a short wait times out instead of failing: ${error.message}`);
+        const waiting = lock(resource, { timeout: 10_000 });
+        setTimeout(() => {
+          closeSync(cached);
+          cached = undefined;
+        }, 300);
+        const held = await waiting;
+        assert.equal(cached, undefined, 'granted only after the last handle closed');
+        assert.equal(await tryInOtherProcess(resource), BUSY, 'the new lock file excludes another process');
+        await held.release();
+      } finally {
+        if (cached !== undefined) closeSync(cached);
+      }
+    }));
+}
+
 // Which binary node-gyp-build picked (the matrix checks it).
 const require = createRequire(import.meta.url);
 console.log(`# addon: ${require('node-gyp-build').path(dirname(require.resolve('native-file-lock/package.json')))}`);
