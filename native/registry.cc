@@ -1,5 +1,6 @@
 #include "registry.h"
 
+#include <algorithm>
 #include <thread>
 #include <vector>
 
@@ -64,7 +65,15 @@ bool Registry::claim(Slot& s, const void* owner) {
   return true;
 }
 
-void Registry::unclaim(Slot& s) {
+void Registry::unclaim(Slot& s, bool may_keep) {
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  bool hot = now - s.freed_at.load(std::memory_order_relaxed) < std::chrono::nanoseconds(kHotFor).count() || s.waiting.load() > 0;
+  s.freed_at.store(now, std::memory_order_relaxed);
+  bool keep_open = hot && may_keep && s.handle != kNoHandle;
+  if (!keep_open && s.handle != kNoHandle) {
+    close_lock_file(s.handle);
+    s.handle = kNoHandle;
+  }
   s.owner.store(nullptr);
   s.last_used.store(generation_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   s.state.store(kFree);
@@ -75,6 +84,7 @@ void Registry::unclaim(Slot& s) {
     // All, not one: a woken waiter may have been cancelled and leave.
     s.freed.notify_all();
   }
+  if (keep_open && !s.kept.load(std::memory_order_relaxed)) keep(s);
 }
 
 // A released flock goes to whoever asks first, and that is nearly always
@@ -137,12 +147,33 @@ void Registry::wake_waiters(Slot& s) {
 
 int Registry::release(Slot& s) {
   int r = unlock(s.handle);
-  if (r != 0) {
-    close_lock_file(s.handle);
-    s.handle = kNoHandle;
-  }
-  unclaim(s);
+  // After an unlock error, closing is what drops the lock.
+  unclaim(s, r == 0);
   return r;
+}
+
+void Registry::keep(Slot& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (s.kept.load()) return;
+  s.kept.store(true);
+  kept_.push_back(s.shared_from_this());
+  std::vector<const Slot*> held;
+  while (kept_.size() > kKeptMax) {
+    size_t oldest = kept_.size();
+    for (size_t i = 0; i < kept_.size(); i++) {
+      const Slot* k = kept_[i].get();
+      if (k == &s || std::find(held.begin(), held.end(), k) != held.end()) continue;
+      if (oldest == kept_.size() || k->freed_at.load() < kept_[oldest]->freed_at.load()) oldest = i;
+    }
+    if (oldest == kept_.size()) break;  // all held: none is idle
+    Slot& victim = *kept_[oldest];
+    if (close_unclaimed(victim)) {
+      victim.kept.store(false);
+      kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(oldest));
+    } else {
+      held.push_back(&victim);
+    }
+  }
 }
 
 void Registry::release_all(const void* owner) {
@@ -169,21 +200,26 @@ bool Registry::close_unclaimed(Slot& s) {
 
 int Registry::close_idle() {
   uint64_t previous = generation_.fetch_add(1);
-  int open = 0;
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = slots_.begin(); it != slots_.end();) {
-    Slot& s = *it->second;
+  for (auto it = kept_.begin(); it != kept_.end();) {
+    Slot& s = **it;
     if (s.waiting.load() == 0 && s.last_used.load() < previous && close_unclaimed(s)) {
-      // Only the table refers to it: nobody can be about to claim it.
-      if (it->second.use_count() == 1) {
-        it = slots_.erase(it);
-        continue;
-      }
+      s.kept.store(false);
+      it = kept_.erase(it);
+    } else {
+      ++it;
     }
-    if (s.handle != kNoHandle) open++;
-    ++it;
   }
-  return open;
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    // Only the table refers to it: nobody can be about to claim it, and its
+    // descriptor was closed when it was last released.
+    if (it->second.use_count() == 1 && close_unclaimed(*it->second)) {
+      it = slots_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return static_cast<int>(kept_.size());
 }
 
 }  // namespace nfl

@@ -11,15 +11,24 @@
 // kClosing for one close(2), and a caller that finds it so waits for that
 // close and then claims the slot, so an idle sweep never makes a free lock
 // look busy.
+//
+// A descriptor outlives its claim only while its lock is hot: the claim
+// given up again within kHotFor of the previous time, or a thread here
+// waiting for it. A cold lock's descriptor is closed as the claim is given
+// up (so a file system can be unmounted right after a release), and at most
+// kKeptMax hot ones stay open, the least recently used closed first. Neither depends on
+// a timer; the periodic close_idle only tidies up what stopped being used.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "lock.h"
 
@@ -30,7 +39,10 @@ constexpr int kFree = 0;
 constexpr int kClaimed = 1;
 constexpr int kClosing = 2;  // an idle descriptor is being closed; free right after
 
-struct Slot {
+constexpr auto kHotFor = std::chrono::milliseconds(100);
+constexpr size_t kKeptMax = 16;
+
+struct Slot : std::enable_shared_from_this<Slot> {
   explicit Slot(std::string p) : path(std::move(p)) {}
   const std::string path;
 
@@ -40,6 +52,10 @@ struct Slot {
   std::atomic<const void*> owner{nullptr};
   std::atomic<int> waiting{0};
   std::atomic<uint64_t> last_used{0};  // sweep generation of the last release
+  // steady_clock nanoseconds when the claim was last given up; written by
+  // the claim holder.
+  std::atomic<int64_t> freed_at{std::numeric_limits<int64_t>::min() / 2};
+  std::atomic<bool> kept{false};  // listed in Registry::kept_; written under the mutex
   std::condition_variable freed;
 
   // Used only by the claim holder, or by a closer while kClosing.
@@ -68,26 +84,32 @@ class Registry {
   int wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled, const char** syscall);
   // Wakes claim waiters so that a cancelled one notices.
   void wake_waiters(Slot& s);
-  // Unlocks and gives up the claim. On an unlock error the descriptor is
-  // closed, which drops the lock anyway, and the error is returned (the
-  // call is kUnlockSyscall).
+  // Unlocks and gives up the claim, closing the descriptor unless the lock
+  // is hot. On an unlock error the descriptor is closed, which drops the
+  // lock anyway, and the error is returned (the call is kUnlockSyscall).
   int release(Slot& s);
   // Releases everything owner holds (a worker_thread that ended holding).
   void release_all(const void* owner);
-  // Closes descriptors not used since the previous sweep and forgets slots
-  // nobody refers to. Returns how many descriptors stay open.
+  // Closes kept descriptors not used since the previous sweep and forgets
+  // slots nobody refers to. Returns how many descriptors stay kept.
   int close_idle();
 
  private:
   bool claim(Slot& s, const void* owner);
   int lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled, const char** syscall);
-  void unclaim(Slot& s);
+  // Gives up the claim; closes the descriptor unless the lock is hot and
+  // may_keep.
+  void unclaim(Slot& s, bool may_keep = true);
   // Closes s's descriptor if nobody holds the claim; false if someone does.
   bool close_unclaimed(Slot& s);
+  // Lists s as kept open, closing the least recently used others beyond
+  // kKeptMax.
+  void keep(Slot& s);
 
   std::atomic<uint64_t> generation_{1};
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Slot>> slots_;
+  std::vector<std::shared_ptr<Slot>> kept_;
 };
 
 }  // namespace nfl

@@ -152,10 +152,12 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
 
 // --- idle descriptors --------------------------------------------------------
 
-// A lock file's descriptor stays open between holders (reopening costs more
-// than the lock itself). Once a second, descriptors not used since the
-// previous sweep are closed and idle lines forgotten. The timer is unref'd: it never keeps
-// the process alive.
+// A hot lock's descriptor stays open between holders (reopening costs more
+// than the lock itself); the addon closes a cold lock's descriptor on
+// release and keeps at most a few hot ones (native/registry.h), with no help
+// from this timer, which a tight loop of locks never lets run. Once a
+// second it closes kept descriptors not used since the previous sweep and
+// forgets idle lines. It is unref'd: it never keeps the process alive.
 const SWEEP_MS = 1000;
 let sweeper: ReturnType<typeof setInterval> | undefined;
 

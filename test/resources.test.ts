@@ -1,4 +1,5 @@
-import { realpathSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { realpathSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { LockTimeoutError, lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
 
-import { Agent, fdCount, fdsOpenedSince, lockFds, openFiles, requires, sleep, tempDir, waitFor, waitForLockFdsClosed, resourceIn } from './helpers.js';
+import { Agent, Proc, fixture, fdCount, fdsOpenedSince, lockFds, openFiles, requires, skipWithout, sleep, tempDir, waitFor, waitForLockFdsClosed, resourceIn } from './helpers.js';
 
 // Descriptors are counted in /proc.
 requires('/proc');
@@ -29,6 +30,9 @@ beforeEach(async () => {
 const require = createRequire(import.meta.url);
 /** The addon itself, as the library loads it (for calls the public API makes on a timer). */
 const BINDING = require.resolve('../dist/cjs/binding.cjs');
+
+/** Hot lock files whose descriptors the addon keeps open at most (README, "Guarantees and limits"). */
+const KEPT_MAX = 16;
 
 /** The idle sweep closes cached descriptors within about two seconds; allow three times that. */
 async function expectBackToBaseline(baseline: string[]): Promise<void> {
@@ -60,16 +64,48 @@ describe('descriptors', () => {
     await expectBackToBaseline(baseline);
   });
 
-  it('one descriptor per lock file, all closed once idle', async () => {
+  it('many lock files used in turn keep at most 16 descriptors open, however hot, even when timers never run, and none once idle', async () => {
     const dir = tempDir();
-    const paths = Array.from({ length: 300 }, (_, i) => resourceIn(dir, `data-${i}`));
+    const paths = Array.from({ length: 3 * KEPT_MAX }, (_, i) => resourceIn(dir, `data-${i}`));
+    const lockPaths = new Set(paths.map((path) => realpathSync(path) + '.lock'));
     const baseline = openFiles();
+    let most = 0;
+    // A tight loop: every await resolves at once, so no timer runs in between.
     for (let cycle = 0; cycle < 3; cycle++) {
-      for (const path of paths) await withFileLock(path, () => cycle);
+      for (const path of paths) {
+        await withFileLock(path, () => cycle);
+        most = Math.max(most, lockFds().length);
+      }
     }
-    expect(lockFds()).toHaveLength(paths.length);
-    expect(fdsOpenedSince(baseline).sort()).toEqual(paths.map((path) => realpathSync(path) + '.lock').sort());
+    expect(most).toBeLessThanOrEqual(KEPT_MAX);
+    expect(fdsOpenedSince(baseline).every((target) => lockPaths.has(target))).toBe(true);
     await expectBackToBaseline(baseline);
+  });
+
+  it('closes a cold lock\'s descriptor as it is released: withFileLock, lock and tryLock', async () => {
+    const dir = tempDir();
+    const baseline = openFiles();
+    const seen: number[] = [];
+    await withFileLock(resourceIn(dir, 'a'), () => seen.push(lockFds().length));
+    expect(lockFds()).toEqual([]);
+    const held = await lock(resourceIn(dir, 'b'));
+    seen.push(lockFds().length);
+    await held.release();
+    expect(lockFds()).toEqual([]);
+    const tried = await tryLock(resourceIn(dir, 'c'));
+    seen.push(lockFds().length);
+    await tried!.release();
+    expect(lockFds()).toEqual([]);
+    expect(seen).toEqual([1, 1, 1]);
+    expect(fdsOpenedSince(baseline)).toEqual([]);
+  });
+
+  it('a cold lock found busy leaves no descriptor behind', async () => {
+    const path = resourceIn(tempDir());
+    await agent.call('lock', { path });
+    await expect(tryLock(path)).resolves.toBeUndefined();
+    expect(lockFds()).toEqual([]);
+    await agent.call('release', { path });
   });
 
   it('a lock file that is used again after the sweep is reopened and still locks', async () => {
@@ -178,5 +214,42 @@ describe('results of the addon', () => {
     const slot = binding.slot(lockPath);
     expect(binding.acquire(slot, false)).toEqual({ errno: -constants.errno.ENOENT, syscall: 'open' });
     expect(binding.lastSyscall).toBeUndefined();
+  });
+});
+
+describe('nothing stays open after a cold lock is released', () => {
+  it('a tmpfs can be unmounted (not lazily) right after withFileLock on it returns', async (ctx) => {
+    skipWithout(ctx, 'mount');
+    const mountPoint = tempDir('nfl-umount-');
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status).toBe(0);
+    let mounted = true;
+    try {
+      const path = resourceIn(mountPoint);
+      for (const take of [() => withFileLock(path, () => 'done'), async () => (await lock(path)).release()]) {
+        await take();
+        const umount = spawnSync('umount', [mountPoint], { encoding: 'utf8' });
+        expect(umount.stderr).toBe('');
+        expect(umount.status).toBe(0);
+        mounted = false;
+        expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status).toBe(0);
+        mounted = true;
+        writeFileSync(path, 'x');
+      }
+    } finally {
+      if (mounted) spawnSync('umount', ['-l', mountPoint]);
+    }
+  });
+
+  it('10,000 distinct lock files locked in a tight loop under a 256-descriptor limit never fail, and the descriptor count stays bounded', async () => {
+    const dir = tempDir();
+    const child = new Proc('bash', ['-c', 'ulimit -n 256 && exec "$0" "$@"', process.execPath, fixture('many-locks.mjs'), dir, '10000']);
+    await child.succeeded();
+    const line = child.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    expect(line, child.stdout + child.stderr).toBeDefined();
+    const result = JSON.parse(line!.slice('RESULT '.length)) as { locked: number; before: number; most: number; after: number; error?: string };
+    expect(result.error).toBeUndefined();
+    expect(result.locked).toBe(10_000);
+    expect(result.most).toBeLessThanOrEqual(result.before + KEPT_MAX);
+    expect(result.after).toBeLessThanOrEqual(result.before + KEPT_MAX);
   });
 });
