@@ -67,7 +67,11 @@ bool Registry::claim(Slot& s, const void* owner) {
 
 void Registry::unclaim(Slot& s, bool may_keep) {
   auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  bool hot = now - s.freed_at.load(std::memory_order_relaxed) < std::chrono::nanoseconds(kHotFor).count() || s.waiting.load() > 0;
+  // Hot: the third time within kHotFor, so that a lock used once or twice
+  // in a row is still cold.
+  int64_t before_last = s.freed_before.load(std::memory_order_relaxed);
+  bool hot = now - before_last < std::chrono::nanoseconds(kHotFor).count() || s.waiting.load() > 0;
+  s.freed_before.store(s.freed_at.load(std::memory_order_relaxed), std::memory_order_relaxed);
   s.freed_at.store(now, std::memory_order_relaxed);
   bool keep_open = hot && may_keep && s.handle != kNoHandle;
   if (!keep_open && s.handle != kNoHandle) {

@@ -13,8 +13,8 @@
 // look busy.
 //
 // A descriptor outlives its claim only while its lock is hot: the claim
-// given up again within kHotFor of the previous time, or a thread here
-// waiting for it. A cold lock's descriptor is closed as the claim is given
+// given up for the third time within kHotFor, or a thread here waiting for
+// it. A cold lock's descriptor is closed as the claim is given
 // up (so a file system can be unmounted right after a release), and at most
 // kKeptMax hot ones stay open, the least recently used closed first. Neither depends on
 // a timer; the periodic close_idle only tidies up what stopped being used.
@@ -52,9 +52,10 @@ struct Slot : std::enable_shared_from_this<Slot> {
   std::atomic<const void*> owner{nullptr};
   std::atomic<int> waiting{0};
   std::atomic<uint64_t> last_used{0};  // sweep generation of the last release
-  // steady_clock nanoseconds when the claim was last given up; written by
-  // the claim holder.
+  // steady_clock nanoseconds of the last two times the claim was given up;
+  // written by the claim holder.
   std::atomic<int64_t> freed_at{std::numeric_limits<int64_t>::min() / 2};
+  std::atomic<int64_t> freed_before{std::numeric_limits<int64_t>::min() / 2};
   std::atomic<bool> kept{false};  // listed in Registry::kept_; written under the mutex
   std::condition_variable freed;
 
