@@ -1,7 +1,7 @@
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 
 /** Codes of the errors this library creates itself (system errors keep their own). */
-export type FileLockErrorCode = 'ELOCKTIMEOUT' | 'ELOCKUNSUPPORTED' | (string & {});
+export type FileLockErrorCode = 'ELOCKTIMEOUT' | 'ELOCKUNSUPPORTED' | 'EDEADLK' | (string & {});
 
 /**
  * Every failure to lock or unlock: a system error (code such as 'EACCES',
