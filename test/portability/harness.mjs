@@ -66,10 +66,9 @@ export async function run(argv = process.argv.slice(2)) {
 }
 
 // One directory per run under the system temp dir, one subdirectory per test.
-// It is removed once, at the end: on Windows a lock file's handle stays open
-// for a second or two after the release (see the idle sweep), and a file
-// deleted meanwhile stays "delete pending" and keeps its directory from being
-// removed, so removing per test would wait for that every time.
+// It is removed once, at the end: a lock taken again and again (hot) keeps its
+// handle open for a while after the release, and on Windows a file deleted
+// meanwhile stays "delete pending" and keeps its directory from being removed.
 let runDir;
 
 /** Runs fn with a fresh directory of its own. */

@@ -5,7 +5,7 @@
 //   node windows.mjs            all tests
 //   node windows.mjs --grep X   tests whose name contains X
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -154,6 +154,23 @@ if (isWindows) {
       }
     }));
 }
+
+// --- nothing left open ---------------------------------------------------------
+
+test('the folder of a lock file can be removed right after the release', () =>
+  inTempDir(async (dir) => {
+    const folder = join(dir, 'work');
+    mkdirSync(folder);
+    await withFileLock(join(folder, 'data.db'), () => writeFileSync(join(folder, 'data.db'), 'x'));
+    rmSync(folder, { recursive: true });
+    assert.equal(existsSync(folder), false);
+
+    mkdirSync(folder);
+    const held = await lock(join(folder, 'other.db'));
+    await held.release();
+    rmSync(folder, { recursive: true });
+    assert.equal(existsSync(folder), false);
+  }));
 
 // A file deleted while other handles are open stays "delete pending" until
 // they close, and every open of it fails with ERROR_ACCESS_DENIED. Wine lets
