@@ -10,6 +10,8 @@
 // prove it.
 #include "lock.h"
 
+#include "flock_model.h"
+
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -144,10 +146,15 @@ namespace {
 // waiter on each unlock, and all but one go back to sleep: with a waiter per
 // process that is a context switch per process per release. So a waiter
 // first takes an exclusive OFD lock on byte 0 of the lock file (a "ticket";
-// Linux; flock never sees OFD locks), and only the head of that queue blocks
-// in flock. Record-lock mode skips it: OFD and POSIX locks of one file
-// conflict. A whole-file record lock someone else holds on the lock file
-// conflicts with tickets too; it is told apart by its range and ignored.
+// Linux), and only the head of that queue blocks in flock. A whole-file
+// record lock someone else holds on the lock file conflicts with tickets
+// too; it is told apart by its range and ignored.
+//
+// Tickets are taken only where flock never sees them (flock_model_posix.cc):
+// where flock is emulated with record locks (NFS, SMB/CIFS and the like, and
+// record-lock mode), a ticket is a record lock in flock's own lock space,
+// and a waiter stopped while holding one would keep every peer out of a
+// free lock.
 #ifdef F_OFD_SETLKW
 constexpr bool kHaveQueue = true;
 #else
@@ -157,6 +164,8 @@ constexpr bool kHaveQueue = false;
 #define F_OFD_SETLK (-1)
 #define F_OFD_SETLKW (-1)
 #endif
+
+bool tickets_usable(int fd) { return kHaveQueue && !kRecordLocks && flock_apart_from_record_locks(fd); }
 
 int queue_call(int fd, int cmd, short type) {
   struct flock fl;
@@ -170,7 +179,6 @@ int queue_call(int fd, int cmd, short type) {
 // True if another open file description holds a ticket (not some other
 // record lock) on the queue byte.
 bool ticket_taken(int fd) {
-  if (!kHaveQueue || kRecordLocks) return false;
   struct flock fl;
   std::memset(&fl, 0, sizeof(fl));
   fl.l_type = F_WRLCK;
@@ -207,7 +215,7 @@ int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
   // A read-only descriptor cannot take a write ticket (EBADF), and some file
   // systems have no OFD locks: then wait without queueing.
   bool queued = false;
-  if (kHaveQueue && !kRecordLocks) {
+  if (tickets_usable(fd)) {
     int q = queue_call(fd, F_OFD_SETLK, F_WRLCK);
     if ((q == -EAGAIN || q == -EACCES) && ticket_taken(fd)) {
       q = blocking(cancelled, [fd] { return queue_call(fd, F_OFD_SETLKW, F_WRLCK); });
@@ -220,7 +228,10 @@ int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
   return r == 0 ? kAcquired : r;
 }
 
-bool others_waiting(Handle h) { return ticket_taken(static_cast<int>(h)); }
+bool others_waiting(Handle h) {
+  int fd = static_cast<int>(h);
+  return tickets_usable(fd) && ticket_taken(fd);
+}
 
 void interrupt_wait(std::thread::native_handle_type t) {
   if (wake_signal_ready()) pthread_kill(t, wake_signal());

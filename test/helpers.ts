@@ -78,7 +78,7 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<'s
  * lists the skips at the end of the run); under CI=true on Linux as root,
  * where everything is installed, it fails instead, so that CI runs them all.
  */
-export type Requirement = 'linux' | 'posix' | 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind' | 'c++ compiler';
+export type Requirement = 'linux' | 'posix' | 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind' | 'c++ compiler' | 'c compiler';
 
 /** An executable of that name on PATH (PATHEXT on Windows), without a shell. */
 function onPath(name: string): boolean {
@@ -128,6 +128,8 @@ const CHECKS: Record<Requirement, () => string | undefined> = {
   python3: () => (onPath('python3') ? undefined : 'python3 is not installed'),
   '/proc': () => (existsSync('/proc/self/fd') ? undefined : `needs /proc (this is ${process.platform})`),
   valgrind: () => (onPath('valgrind') ? undefined : 'valgrind is not installed'),
+  // Builds test/nfs-model's flock shim.
+  'c compiler': () => (onPath('cc') ? undefined : 'a C compiler (cc) is not installed'),
   // What node-gyp needs to compile the addon (on Windows it finds Visual Studio itself).
   'c++ compiler': () => {
     if (process.platform === 'win32') return undefined;

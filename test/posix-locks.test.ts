@@ -1,11 +1,21 @@
-// NFS-style lock semantics. On NFS, Linux emulates flock(2) with POSIX record
-// locks, which belong to the whole process and are dropped when ANY
-// descriptor of the file in the process is closed. We cannot mount NFS here,
-// so NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl (read once when the addon loads)
-// makes the addon use fcntl(F_SETLK/F_SETLKW) record locks, and these tests
-// run real child processes in both modes with real peers: Python's
-// fcntl.lockf (record locks: they conflict with the fcntl mode) and
-// fcntl.flock / util-linux flock(1) (they conflict with the flock mode).
+// NFS-style lock semantics, in two models, since NFS cannot be mounted here.
+//
+// - fcntl mode: NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl (read once when the
+//   addon loads) makes the addon use process-owned POSIX record locks
+//   (F_SETLK/F_SETLKW), dropped when ANY descriptor of the file in the
+//   process is closed: the older emulation, and the strictest case for the
+//   registry. Peer: Python's fcntl.lockf.
+// - NFS model: how Linux emulates flock on NFS and SMB today. An LD_PRELOAD
+//   shim (test/nfs-model/) turns every flock() into a whole-file OFD record
+//   lock, owned by the open file description, in the same lock space as any
+//   other record lock on the file (such as a queue ticket) and taken through
+//   the same descriptor. The addon cannot see through the shim with statfs,
+//   so NATIVE_FILE_LOCK_TEST_FLOCK=emulated tells it what it would detect on
+//   NFS (or =native forces queue tickets on). Peers: flock(1) and Python's
+//   fcntl.flock under the same shim.
+//
+// Every test runs real child processes with real peers; in plain flock mode
+// those are fcntl.flock and util-linux flock(1).
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +24,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { requires } from './helpers.js';
+import { requires, sleep } from './helpers.js';
+import { buildShim, preloadWith } from './nfs-model/build.mjs';
 
 // Every scenario probes the lock from Python's fcntl module.
 requires('posix', 'python3');
@@ -44,6 +55,7 @@ for line in sys.stdin:
 // the result is printed as 'RESULT <json>'. Control lines arrive on stdin.
 const CHILD = String.raw`
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -57,7 +69,8 @@ const rand = (n) => Math.floor(Math.random() * n);
 
 // A peer in another process that reports whether the lock file is locked.
 function peer(lockPath, kind) {
-  const { LD_PRELOAD, ...env } = process.env;
+  const { LD_PRELOAD, NFL_PEER_PRELOAD, ...env } = process.env;
+  if (NFL_PEER_PRELOAD) env.LD_PRELOAD = NFL_PEER_PRELOAD;
   const py = spawn('python3', ['-c', PROBE_PEER, lockPath, kind], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const replies = [];
   createInterface({ input: py.stdout }).on('line', (line) => replies.shift()?.(line));
@@ -196,6 +209,39 @@ const scenarios = {
   },
 
   // Holds the lock and follows instructions on stdin, for probes from the test.
+  // Holds the lock as a worker_thread got it through the native wait: the
+  // main thread holds first while the worker waits in the process-wide slot.
+  async holdAfterWait({ res }) {
+    const main = await lock(res);
+    const worker = new Worker(
+      'const { workerData, parentPort } = require("node:worker_threads");' +
+        'import(workerData.url).then(async ({ lock }) => { parentPort.postMessage("waiting"); const held = await lock(workerData.res);' +
+        ' parentPort.postMessage("held"); parentPort.once("message", async () => { await held.release(); parentPort.postMessage("released"); }); });',
+      { eval: true, workerData: { url: process.env.NFL_INDEX_URL, res } },
+    );
+    const next = async () => (await once(worker, 'message'))[0];
+    await next();
+    // Long enough for the worker to be waiting in the slot, not just in line.
+    await sleep(300);
+    await main.release();
+    await next();
+    console.log('HELD');
+    await nextLine();
+    worker.postMessage('release');
+    await next();
+    await worker.terminate();
+    return { released: true };
+  },
+
+  // Waits for the lock, then releases it.
+  async take({ res }) {
+    console.log('WAITING');
+    const held = await lock(res);
+    console.log('HELD');
+    await held.release();
+    return { released: true };
+  },
+
   async hold({ res, lockPath }) {
     const held = await lock(res);
     console.log('HELD');
@@ -229,11 +275,27 @@ if (isMainThread) {
 }
 `;
 
+/**
+ * The NFS model's environment for the addon and its peers (see the top of
+ * this file). tickets 'detect': as the addon would detect NFS; 'on': queue
+ * tickets forced on.
+ */
+function nfsModel(tickets: 'detect' | 'on' = 'detect'): Record<string, string> {
+  const shim = buildShim();
+  return {
+    LD_PRELOAD: preloadWith(shim),
+    NATIVE_FILE_LOCK_TEST_FLOCK: tickets === 'on' ? 'native' : 'emulated',
+    NFL_PEER_PRELOAD: shim,
+  };
+}
+
 const MODES = [
   // The default: flock(2), seen by flock(1) and Python's fcntl.flock.
-  { kind: 'flock', env: {}, probeKind: 'flock' },
-  // POSIX record locks, seen by Python's fcntl.lockf.
-  { kind: 'fcntl', env: { NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' }, probeKind: 'lockf' },
+  { kind: 'flock', env: () => ({}), probeKind: 'flock', needs: [] },
+  // Process-owned POSIX record locks, seen by Python's fcntl.lockf.
+  { kind: 'fcntl', env: () => ({ NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' }), probeKind: 'lockf', needs: [] },
+  // flock as Linux emulates it on NFS, seen by fcntl.flock under the same emulation.
+  { kind: 'NFS-model', env: () => nfsModel(), probeKind: 'flock', needs: ['linux', 'c compiler'] },
 ] as const;
 
 let dir: string;
@@ -284,8 +346,9 @@ function startChild(scenario: string, args: Record<string, unknown>, env: Record
 }
 
 /** One attempt by a peer process to take the lock: 'held' if it could not. */
-function probeOnce(lockPath: string, kind: 'lockf' | 'flock' | 'flock(1)'): 'held' | 'free' {
+function probeOnce(lockPath: string, kind: 'lockf' | 'flock' | 'flock(1)', model: Record<string, string> = {}): 'held' | 'free' {
   const { LD_PRELOAD: _preload, ...env } = process.env;
+  if (model.NFL_PEER_PRELOAD) env.LD_PRELOAD = model.NFL_PEER_PRELOAD;
   if (kind === 'flock(1)') {
     const status = spawnSync('flock', ['-n', lockPath, 'true'], { env }).status;
     return status === 0 ? 'free' : 'held';
@@ -314,10 +377,11 @@ interface Checked {
   bad: string[];
 }
 
-describe.each(MODES)('with $kind locks', ({ env, probeKind }) => {
+describe.each(MODES)('with $kind locks', ({ env, probeKind, needs }) => {
+  requires(...needs);
   it('never drops a held lock while other callers in the process come and go (holders in sequence, concurrent waiters, tryLock, timeouts, aborts, other names, idle close)', async () => {
     const f = lockFixture();
-    const child = startChild('holders', { ...f, probeKind }, env);
+    const child = startChild('holders', { ...f, probeKind }, env());
     const result = await child.result<Checked>();
     expect(result.bad).toEqual([]);
     // 20 sequential + 16 concurrent + 7 while held + 2 around the idle sweep.
@@ -326,7 +390,7 @@ describe.each(MODES)('with $kind locks', ({ env, probeKind }) => {
 
   it('keeps worker_threads of one process out of each other: 4 threads, 4 x 40 increments, none lost, the lock held throughout each', async () => {
     const f = lockFixture();
-    const child = startChild('threads', { ...f, n: 40, threads: 4, probeKind }, env);
+    const child = startChild('threads', { ...f, n: 40, threads: 4, probeKind }, env());
     const result = await child.result<Checked>();
     expect(result.bad).toEqual([]);
     expect(result.held).toBe(4 * 40 * 2);
@@ -335,8 +399,8 @@ describe.each(MODES)('with $kind locks', ({ env, probeKind }) => {
 
   it('keeps processes with several worker_threads each out of each other: 2 processes x 3 threads, none lost', async () => {
     const f = lockFixture();
-    const a = startChild('threads', { ...f, n: 25, threads: 3, probeKind }, env);
-    const b = startChild('threads', { ...f, n: 25, threads: 3, probeKind }, env);
+    const a = startChild('threads', { ...f, n: 25, threads: 3, probeKind }, env());
+    const b = startChild('threads', { ...f, n: 25, threads: 3, probeKind }, env());
     const [ra, rb] = await Promise.all([a.result<Checked>(), b.result<Checked>()]);
     expect([...ra.bad, ...rb.bad]).toEqual([]);
     expect(readFileSync(f.counter, 'utf8')).toBe(String(2 * 3 * 25));
@@ -344,7 +408,7 @@ describe.each(MODES)('with $kind locks', ({ env, probeKind }) => {
 
   it('frees the lock of a worker_thread that exits or is terminated while holding it', async () => {
     const f = lockFixture();
-    const child = startChild('threadEndsHolding', { ...f, probeKind }, env);
+    const child = startChild('threadEndsHolding', { ...f, probeKind }, env());
     const result = await child.result<Checked>();
     expect(result.bad).toEqual([]);
     expect(result.held).toBe(4);
@@ -368,7 +432,7 @@ describe('which peers see the lock', () => {
 
   it('in fcntl mode conflicts with fcntl.lockf record locks but not with flock(1) or fcntl.flock (they do not interact on local Linux file systems)', async () => {
     const f = lockFixture();
-    const child = startChild('hold', f, MODES[1].env);
+    const child = startChild('hold', f, MODES[1].env());
     expect(await child.nextLine()).toBe('HELD');
     expect(probeOnce(f.lockPath, 'lockf')).toBe('held');
     expect(probeOnce(f.lockPath, 'flock(1)')).toBe('free');
@@ -382,7 +446,7 @@ describe('which peers see the lock', () => {
 describe('the limits of record-lock semantics (what NFS users must know)', () => {
   it('in fcntl mode the caller opening and closing the lock file itself drops the lock; in flock mode it does not', async () => {
     const f = lockFixture();
-    const posix = startChild('hold', f, MODES[1].env);
+    const posix = startChild('hold', f, MODES[1].env());
     expect(await posix.nextLine()).toBe('HELD');
     expect(probeOnce(f.lockPath, 'lockf')).toBe('held');
     posix.send('close-own-descriptor');
@@ -404,7 +468,7 @@ describe('the limits of record-lock semantics (what NFS users must know)', () =>
     const f = lockFixture();
     writeFileSync(f.lockPath, '');
     spawnSync('ln', [f.lockPath, f.lockPath + '.hardlink']);
-    const posix = startChild('hold', f, MODES[1].env);
+    const posix = startChild('hold', f, MODES[1].env());
     expect(await posix.nextLine()).toBe('HELD');
     posix.send('hardlink');
     expect(await posix.nextLine()).toBe('HARDLINK acquired');
@@ -421,5 +485,56 @@ describe('the limits of record-lock semantics (what NFS users must know)', () =>
     expect(await flockChild.nextLine()).toBe('HARDLINK busy');
     flockChild.send('release');
     await flockChild.result();
+  });
+});
+
+describe('the NFS model: flock emulated with whole-file OFD record locks', () => {
+  requires('linux', 'c compiler', 'flock(1)');
+
+  it('flock(1), fcntl.flock and fcntl.lockf all see the lock there, because flock and record locks share one lock space', async () => {
+    const f = lockFixture();
+    const model = nfsModel();
+    const child = startChild('hold', f, model);
+    expect(await child.nextLine()).toBe('HELD');
+    expect(probeOnce(f.lockPath, 'flock(1)', model)).toBe('held');
+    expect(probeOnce(f.lockPath, 'flock', model)).toBe('held');
+    expect(probeOnce(f.lockPath, 'lockf')).toBe('held');
+    child.send('release');
+    await child.result();
+    expect(probeOnce(f.lockPath, 'flock(1)', model)).toBe('free');
+    expect(probeOnce(f.lockPath, 'lockf')).toBe('free');
+  });
+
+  /**
+   * Another process holds the lock as it got it after waiting; this one waits
+   * for it and is stopped (SIGSTOP) while it waits; the holder releases.
+   * Returns what flock(1) and fcntl.flock find then.
+   */
+  async function peersAfterStoppedWaiter(model: Record<string, string>): Promise<string[]> {
+    const f = lockFixture();
+    const holder = startChild('holdAfterWait', f, model);
+    expect(await holder.nextLine()).toBe('HELD');
+    const waiter = startChild('take', f, model);
+    expect(await waiter.nextLine()).toBe('WAITING');
+    // Time to reach the blocking wait: generous, it only has to get there.
+    await sleep(1500);
+    waiter.child.kill('SIGSTOP');
+    try {
+      holder.send('release');
+      await holder.result();
+      return [probeOnce(f.lockPath, 'flock(1)', model), probeOnce(f.lockPath, 'flock', model)];
+    } finally {
+      waiter.child.kill('SIGCONT');
+      expect(await waiter.nextLine()).toBe('HELD');
+      await waiter.result();
+    }
+  }
+
+  it('a waiter stopped while it waits does not keep flock(1) or Python out of the free lock: no queue tickets where flock is emulated', async () => {
+    expect(await peersAfterStoppedWaiter(nfsModel())).toEqual(['free', 'free']);
+  });
+
+  it('with queue tickets forced on, that stopped waiter would keep flock(1) and Python out of the free lock (why they are off there)', async () => {
+    expect(await peersAfterStoppedWaiter(nfsModel('on'))).toEqual(['held', 'held']);
   });
 });

@@ -12,7 +12,7 @@ import { requires } from './helpers.js';
 import { auditJournals, type SoakResult } from './soak/run.mjs';
 
 const driver = fileURLToPath(new URL('./soak/run.mjs', import.meta.url));
-// Two soaks (flock and fcntl) of this many seconds keep the file near 30 s.
+// Three soaks (flock, fcntl, the NFS model) of this many seconds each.
 const SOAK_SECONDS = Number(process.env.NFL_SOAK_TEST_SECONDS ?? 10);
 // What each soak must exercise, by count: a slow or sanitized build runs
 // longer to reach it instead of failing. The bound only stops a stuck run.
@@ -88,9 +88,11 @@ describe('the soak audit', () => {
   });
 });
 
-describe.each(['flock', 'fcntl'] as const)('the soak with %s locks', (lockKind) => {
+// nfs: the NFS model (test/nfs-model/), flock emulated with whole-file OFD record locks.
+describe.each(['flock', 'fcntl', 'nfs'] as const)('the soak with %s locks', (lockKind) => {
   // The driver counts descriptors in /proc and checks the lock with flock(1) or Python's lockf.
-  requires('/proc', ...(lockKind === 'flock' ? (['flock(1)'] as const) : (['posix', 'python3'] as const)));
+  const needs = { flock: ['flock(1)'], fcntl: ['posix', 'python3'], nfs: ['linux', 'c compiler', 'flock(1)'] } as const;
+  requires('/proc', ...needs[lockKind]);
   it(
     'lets no two of 16 processes hold the lock at once and loses no increment while holders and waiters are SIGKILLed',
     async () => {

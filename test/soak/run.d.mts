@@ -1,4 +1,6 @@
 // Types for the soak driver, so that test/soak.test.ts can import it.
+export type LockKind = 'flock' | 'fcntl' | 'nfs' | 'nfs-tickets';
+
 export interface SoakOptions {
   /** Seconds of faults, at least; they go on until the min* counts are reached. */
   duration: number;
@@ -10,14 +12,17 @@ export interface SoakOptions {
   maxDuration?: number;
   /** Worker processes alive at a time. */
   processes: number;
-  /** 'fcntl' runs the workers with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl. */
-  lockKind?: 'flock' | 'fcntl';
+  /**
+   * 'fcntl' runs the workers with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl; 'nfs'
+   * in the NFS model (test/nfs-model/), 'nfs-tickets' there with queue tickets forced on.
+   */
+  lockKind?: LockKind;
   keep?: boolean;
   log?: (line: string) => void;
 }
 
 export interface SoakResult {
-  lockKind: 'flock' | 'fcntl';
+  lockKind: LockKind;
   duration: number;
   elapsed: number;
   concurrent: number;

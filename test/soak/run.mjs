@@ -6,15 +6,17 @@
 // that the shared counter equals the number of committed critical sections,
 // then that the lock is free and no surviving worker leaked a descriptor.
 //
-//   node test/soak/run.mjs [--duration 120] [--processes 16] [--lock-kind flock|fcntl]
+//   node test/soak/run.mjs [--duration 120] [--processes 16] [--lock-kind flock|fcntl|nfs|nfs-tickets]
 //                          [--min-kills N] [--min-holder-kills N] [--min-sections N] [--max-duration 600] [--keep]
 //
 // --duration takes seconds (or 90s, 5m). Faults go on for at least that long
 // and until the --min-* counts are reached (a slow machine, a sanitizer
 // build, simply takes longer), but never past --max-duration; a run that
 // stops there short of a count fails with a problem saying which. --lock-kind fcntl runs the workers
-// with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl: POSIX record locks, the
-// semantics of flock on NFS. Prints one summary line and a line
+// with NATIVE_FILE_LOCK_TEST_LOCK_KIND=fcntl: process-owned POSIX record
+// locks. --lock-kind nfs runs them in the NFS model (test/nfs-model/: flock
+// as a whole-file OFD record lock, tickets off as the addon would detect on
+// NFS); nfs-tickets the same with queue tickets forced on. Prints one summary line and a line
 // 'SOAK_RESULT <json>'; exits 1 if any invariant failed.
 import { fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,9 +24,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+import { buildShim, nfsEnv, peerEnv } from '../nfs-model/build.mjs';
+
 const here = dirname(fileURLToPath(import.meta.url));
 const packageRoot = join(here, '..', '..');
 const MARKER_BYTES = 64;
+
+const LOCK_KINDS = ['flock', 'fcntl', 'nfs', 'nfs-tickets'];
 
 function parseArgs(argv) {
   const options = { duration: 120, processes: 16, lockKind: 'flock', keep: false, minKills: 0, minHolderKills: 0, minSections: 0, maxDuration: undefined };
@@ -41,11 +47,11 @@ function parseArgs(argv) {
     else if (flag === '--keep') options.keep = true;
     else
       throw new Error(
-        `unknown argument ${argv[i]}; usage: run.mjs [--duration 120|90s|5m] [--processes 16] [--lock-kind flock|fcntl] ` +
+        `unknown argument ${argv[i]}; usage: run.mjs [--duration 120|90s|5m] [--processes 16] [--lock-kind ${LOCK_KINDS.join('|')}] ` +
           '[--min-kills N] [--min-holder-kills N] [--min-sections N] [--max-duration 600] [--keep]',
       );
   }
-  if (options.lockKind !== 'flock' && options.lockKind !== 'fcntl') throw new Error(`--lock-kind must be flock or fcntl, got ${options.lockKind}`);
+  if (!LOCK_KINDS.includes(options.lockKind)) throw new Error(`--lock-kind must be one of ${LOCK_KINDS.join(', ')}; got ${options.lockKind}`);
   if (!(options.processes >= 2)) throw new Error('--processes must be at least 2');
   return options;
 }
@@ -78,13 +84,16 @@ function descriptors(pid) {
 }
 
 // Whether another process could take the lock file right now, with the kind
-// of lock the library uses: flock(1), or a Python record lock for fcntl.
-function peerSeesFree(lockPath, lockKind) {
+// of lock the library uses: flock(1) (under the shim in the NFS model), or a
+// Python record lock for fcntl.
+function peerSeesFree(lockPath, lockKind, shim) {
   const { LD_PRELOAD: _preload, ...env } = process.env;
-  if (lockKind === 'flock') return spawnSync('flock', ['-n', lockPath, 'true'], { env }).status === 0;
+  if (lockKind !== 'fcntl') return spawnSync('flock', ['-n', lockPath, 'true'], { env: shim ? peerEnv(shim) : env }).status === 0;
   const code = 'import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\ntry:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(1)';
   return spawnSync('python3', ['-c', code, lockPath], { env }).status === 0;
 }
+
+const PEER_NAME = { flock: 'flock(1)', fcntl: 'Python fcntl.lockf', nfs: 'flock(1) (NFS model)', 'nfs-tickets': 'flock(1) (NFS model)' };
 
 export async function runSoak({
   duration,
@@ -97,7 +106,13 @@ export async function runSoak({
   maxDuration = Math.max(duration * 10, 600),
   log = console.log,
 }) {
-  const env = lockKind === 'fcntl' ? { ...process.env, NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' } : process.env;
+  const shim = lockKind.startsWith('nfs') ? buildShim() : undefined;
+  const env =
+    lockKind === 'fcntl'
+      ? { ...process.env, NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' }
+      : shim
+        ? nfsEnv(shim, { tickets: lockKind === 'nfs-tickets' ? 'on' : 'detect' })
+        : process.env;
   const dir = mkdtempSync(join(tmpdir(), 'nfl-soak-'));
   writeFileSync(join(dir, 'marker'), 'free'.padEnd(MARKER_BYTES, ' '));
   writeFileSync(join(dir, 'counter'), '0'.padEnd(32, ' '));
@@ -216,8 +231,8 @@ export async function runSoak({
   );
   const freshFree = fresh.status === 0 && fresh.stdout.trim() === 'free';
   if (!freshFree) problems.push(`a fresh process could not take the lock: ${fresh.status} ${fresh.stdout} ${fresh.stderr}`);
-  const peerFree = peerSeesFree(lockPath, lockKind);
-  if (!peerFree) problems.push(`a ${lockKind === 'flock' ? 'flock(1)' : 'Python fcntl.lockf'} peer could not take ${lockPath}: the lock is still held`);
+  const peerFree = peerSeesFree(lockPath, lockKind, shim);
+  if (!peerFree) problems.push(`a ${PEER_NAME[lockKind]} peer could not take ${lockPath}: the lock is still held`);
 
   await Promise.all(
     survivors.map(async (inst) => {
