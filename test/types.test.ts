@@ -31,6 +31,15 @@ describe('the published types', () => {
     expectTypeOf<FileLock['path']>().toEqualTypeOf<string>();
   });
 
+  it('a handle declares exactly its documented members, all of them read-only', () => {
+    expectTypeOf<keyof FileLock>().toEqualTypeOf<'path' | 'resource' | 'released' | 'release' | typeof Symbol.asyncDispose | typeof Symbol.dispose>();
+    const assignReleased = (handle: FileLock) => {
+      // @ts-expect-error released is read-only
+      handle.released = true;
+    };
+    expectTypeOf(assignReleased).toBeFunction();
+  });
+
   it('options accept exactly timeout, signal and lockfilePath', () => {
     expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: LockPath }>();
     expectTypeOf<LockPath>().toEqualTypeOf<string | URL | Buffer>();
