@@ -18,7 +18,8 @@ export interface LockOptions {
   signal?: AbortSignal;
   /**
    * The lock file to use instead of `<canonical path>.lock`. Its directory is
-   * resolved through symlinks; the file itself must not be a symlink.
+   * resolved as the kernel walks it (symlinks first, then `..`); the file
+   * itself must not be a symlink.
    */
   lockfilePath?: LockPath;
 }
