@@ -406,7 +406,12 @@ function recordOutputs() {
   return Object.keys(TARGETS).map((name) => `prebuilds/${name}/${fileNames[name]}`);
 }
 
-const sha256 = (rel) => createHash('sha256').update(readFileSync(path.join(root, rel))).digest('hex');
+// Sources are hashed with LF line ends, as a Windows checkout (core.autocrlf) may have CRLF.
+const sha256 = (rel) => {
+  const bytes = readFileSync(path.join(root, rel));
+  const content = rel.startsWith('prebuilds/') ? bytes : Buffer.from(bytes.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
+  return createHash('sha256').update(content).digest('hex');
+};
 
 function writeRecord() {
   const lines = [...recordInputs(), ...recordOutputs()].map((rel) => `${sha256(rel)}  ${rel}`);

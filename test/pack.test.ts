@@ -211,7 +211,7 @@ describe('the committed prebuilds', () => {
     expect(code).toBe(0);
   });
 
-  it('are refused when a recorded source or prebuild changed, or a native source was added, after they were built', async () => {
+  it('are refused when a recorded source or prebuild changed, or a native source was added, after they were built, but not for CRLF line ends', async () => {
     // A copy of the recorded files with a record that matches it, then one change at a time.
     const names = [...readFileSync(join(root, RECORD), 'utf8').matchAll(/^[0-9a-f]{64} {2}(.+)$/gm)].map((m) => m[1]!);
     expect(names).toEqual(expect.arrayContaining(['binding.gyp', 'native/lock.h', 'scripts/prebuild-all.mjs', 'prebuilds/linux-x64/native-file-lock.glibc.node']));
@@ -222,7 +222,12 @@ describe('the committed prebuilds', () => {
       else cpSync(join(root, name), join(copy, name));
     }
     cpSync(join(root, 'package.json'), join(copy, 'package.json'));
-    const sha = (name: string) => createHash('sha256').update(readFileSync(join(copy, name))).digest('hex');
+    // As the script hashes them: sources with LF line ends (a Windows checkout may have CRLF).
+    const sha = (name: string) => {
+      const bytes = readFileSync(join(copy, name));
+      const content = name.startsWith('prebuilds/') ? bytes : Buffer.from(bytes.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
+      return createHash('sha256').update(content).digest('hex');
+    };
     writeFileSync(join(copy, RECORD), names.map((name) => `${sha(name)}  ${name}\n`).join(''));
     expect(await checkRecord(copy)).toMatchObject({ code: 0 });
 
@@ -238,6 +243,9 @@ describe('the committed prebuilds', () => {
     writeFileSync(join(copy, 'native', 'extra.cc'), '');
     expect((await checkRecord(copy)).out).toContain('native/extra.cc (not recorded)');
     rmSync(join(copy, 'native', 'extra.cc'));
+    expect(await checkRecord(copy)).toMatchObject({ code: 0 });
+    // A checkout with CRLF line ends has the same sources.
+    writeFileSync(join(copy, 'native', 'lock.h'), readFileSync(join(copy, 'native', 'lock.h'), 'utf8').replace(/\n/g, '\r\n'));
     expect(await checkRecord(copy)).toMatchObject({ code: 0 });
   }, 60_000);
 });
