@@ -272,10 +272,14 @@ describe('a read-only file system', () => {
     execFileSync('mount', ['-o', 'remount,ro', mountPoint]);
   });
   afterAll(() => {
-    if (!canMount) return;
-    // Lazy: cached lock-file descriptors (ours, the agent's) keep the mount busy until the idle sweep.
-    execFileSync('umount', ['-l', mountPoint]);
-    rmSync(mountPoint, { recursive: true, force: true });
+    if (!canMount || !mountPoint) return;
+    try {
+      // Lazy: cached lock-file descriptors (ours, the agent's) keep the mount busy until the idle sweep.
+      execFileSync('umount', ['-l', mountPoint]);
+    } finally {
+      // Also when beforeAll failed before mounting.
+      rmSync(mountPoint, { recursive: true, force: true });
+    }
   });
 
   it('rejects with EROFS when the lock file does not exist', async () => {
