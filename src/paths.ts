@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep, toNamespacedPath } from 'node:path';
 
 import { wrapFsError } from './errors.js';
 import { fileRef, native, type FileRef } from './native.js';
@@ -118,13 +118,15 @@ function withKey(lockPath: string, probe: FileRef, missing: FileRef | undefined)
 const MACOS = process.platform === 'darwin';
 
 /**
- * realpath(3), or GetFinalPathNameByHandleW on Windows. That call fails on
- * some Windows volumes (RAM disks, some network shares, and under Wine past
- * MAX_PATH characters) where walking the path with lstat still works.
+ * realpath(3), or GetFinalPathNameByHandleW on Windows. Node passes that one
+ * the plain path, which fails past MAX_PATH characters unless the system
+ * enables long paths, so it gets the \\?\ form (libuv strips it from the
+ * result). It also fails on some volumes (RAM disks, some network shares,
+ * and under Wine past MAX_PATH) where walking the path with lstat works.
  */
 function realpath(path: string): string {
   try {
-    return realpathSync.native(path);
+    return realpathSync.native(WINDOWS ? toNamespacedPath(path) : path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (!WINDOWS || code === 'ENOENT' || code === 'ENOTDIR') throw error;

@@ -5,7 +5,7 @@
 //   node windows.mjs            all tests
 //   node windows.mjs --grep X   tests whose name contains X
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,6 +46,7 @@ test('a resource whose path is longer than MAX_PATH is locked, and another proce
     writeFileSync(resource, '');
     const held = await lock(resource);
     assert.ok(held.path.length > 260, `the lock path is ${held.path.length} characters`);
+    assert.equal(held.path, `${realpathSync(resource)}.lock`, 'reported without the \\\\?\\ prefix');
     assert.ok(existsSync(held.path), 'the lock file exists at the reported path');
     assert.equal(await tryInOtherProcess(resource), BUSY);
     await held.release();
