@@ -48,8 +48,8 @@ const lockfiles = new Map<string, Resolved>();
 const CACHE_LIMIT = 1024;
 
 export function lockPathFor(resource: string, lockfilePath: string | undefined): LockPath {
-  const key = lockfilePath === undefined ? resource : lockfilePath;
-  const absolute = absolutePath(key);
+  const spelled = lockfilePath === undefined ? resource : lockfilePath;
+  const absolute = absolutePath(spelled);
   const cache = lockfilePath === undefined ? resources : lockfiles;
   const cached = cache.get(absolute);
   if (cached !== undefined && stillValid(cached)) return cached;
