@@ -1,5 +1,5 @@
-// Argument and result conversion, and the threads that wait. The registry
-// and the platform files do the locking.
+// Argument and result conversion, and the waits. The registry and the
+// platform files do the locking.
 //
 // Results are ACQUIRED 0, BUSY 1, or a failure { errno, syscall }: a
 // negative libuv error number and the call that failed, returned together
@@ -10,13 +10,14 @@
 // A wait runs on a thread of wait_pool, never on the libuv pool (a wait
 // there would stall the process's fs I/O), and reports through a
 // thread-safe function, one per Node environment (main thread or worker).
+// The JavaScript thread never waits for a wait thread: cancelling only
+// marks the wait, and whatever its thread still gets is given back.
 #include <napi.h>
 #include <uv.h>  // UV_E* error numbers only; no libuv function is called.
 
-#include <chrono>
 #include <cstring>
 #include <memory>
-#include <thread>
+#include <mutex>
 #include <unordered_map>
 
 #include "lock.h"
@@ -28,27 +29,90 @@ namespace {
 using nfl::Registry;
 using nfl::Slot;
 
-struct Waiter {
-  uint32_t id = 0;
-  std::shared_ptr<Slot> slot;
-  const void* owner = nullptr;
-  bool exclusive = true;
-  std::atomic<bool> cancelled{false};
-  std::atomic<bool> done{false};
-  int result = 0;
-  const char* syscall = "";
-  std::thread::native_handle_type thread{};
-  Napi::FunctionReference callback;  // used on the JavaScript thread only
+class Waiter;
+struct EnvState;
+
+void Report(Napi::Env env, Napi::Function, std::nullptr_t*, std::shared_ptr<Waiter>* data);
+using ReportFn = Napi::TypedThreadSafeFunction<std::nullptr_t, std::shared_ptr<Waiter>, Report>;
+
+struct Pending {
+  std::shared_ptr<Waiter> waiter;
+  Napi::FunctionReference callback;
 };
 
-// Per Node environment: its waits and the function that reports them.
+// One per Node environment. Reference counted: a wait thread may outlive
+// its environment, and then finds it dead here instead of freed memory.
 struct EnvState {
-  Napi::ThreadSafeFunction report;
-  std::unordered_map<uint32_t, std::shared_ptr<Waiter>> waits;
+  std::mutex mu;
+  bool alive = true;  // under mu; report is called only under mu while alive
+  ReportFn report;
+  // The JavaScript thread's alone.
+  std::unordered_map<uint32_t, Pending> waits;
   uint32_t next_id = 1;
 };
 
-EnvState* State(Napi::Env env) { return env.GetInstanceData<EnvState>(); }
+std::shared_ptr<EnvState>& State(Napi::Env env) { return *env.GetInstanceData<std::shared_ptr<EnvState>>(); }
+
+// One wait for a slot. Exactly one party ends up with what it got: the
+// JavaScript caller (kDelivered), or, once the caller gave up, the wait
+// thread (kCancelled while still waiting) or whoever gave up (kAbandoned,
+// the result being on its way), which release an acquired lock.
+class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> {
+ public:
+  enum Phase { kWaiting, kFinished, kDelivered, kCancelled, kAbandoned };
+
+  Waiter(std::shared_ptr<EnvState> env, std::shared_ptr<Slot> slot, uint32_t id)
+      : id(id), slot(std::move(slot)), env_(std::move(env)) {}
+
+  const uint32_t id;
+  const std::shared_ptr<Slot> slot;
+  // Written before kFinished.
+  int result = 0;
+  const char* syscall = "";
+
+  // The claim is taken in this wait's name: until delivered, the lock is not
+  // its environment's to give back (see release_all).
+  int attempt() override { return Registry::instance().try_acquire(*slot, this, true, false, &syscall); }
+  int block() override { return Registry::instance().wait_acquire(*slot, this, true, cancelled_, &syscall); }
+  bool cancelled() const override { return cancelled_.load(); }
+
+  void finish(int r) override {
+    result = r;
+    int expected = kWaiting;
+    if (!phase_.compare_exchange_strong(expected, kFinished)) {
+      if (r == nfl::kAcquired) Registry::instance().release(*slot);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(env_->mu);
+    // A dead environment's cleanup hook abandons this wait.
+    if (!env_->alive) return;
+    auto* data = new std::shared_ptr<Waiter>(shared_from_this());
+    if (env_->report.NonBlockingCall(data) != napi_ok) delete data;
+  }
+
+  // JavaScript thread: the caller no longer wants the result.
+  void cancel() {
+    int expected = kWaiting;
+    if (phase_.compare_exchange_strong(expected, kCancelled)) {
+      cancelled_.store(true);
+      Registry::instance().wake_waiters(*slot);
+      nfl::cancel_wait(shared_from_this());
+    } else if (expected == kFinished && phase_.compare_exchange_strong(expected, kAbandoned)) {
+      if (result == nfl::kAcquired) Registry::instance().release(*slot);
+    }
+  }
+
+  // JavaScript thread: true if the result is now the caller's.
+  bool deliver() {
+    int expected = kFinished;
+    return phase_.compare_exchange_strong(expected, kDelivered);
+  }
+
+ private:
+  const std::shared_ptr<EnvState> env_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<int> phase_{kWaiting};
+};
 
 std::shared_ptr<Slot>& SlotArg(const Napi::Value& value) { return *value.As<Napi::External<std::shared_ptr<Slot>>>().Data(); }
 
@@ -75,7 +139,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Slot& slot = *SlotArg(info[0]);
   bool may_yield = info[1].As<Napi::Boolean>().Value();
   const char* syscall = "";
-  int r = Registry::instance().try_acquire(slot, State(info.Env()), true, may_yield, &syscall);
+  int r = Registry::instance().try_acquire(slot, State(info.Env()).get(), true, may_yield, &syscall);
   return Result(info.Env(), r, syscall);
 }
 
@@ -84,66 +148,56 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   return Result(info.Env(), Registry::instance().release(*SlotArg(info[0])), nfl::kUnlockSyscall);
 }
 
-void Finish(Napi::Env env, EnvState* state, const std::shared_ptr<Waiter>& w) {
-  state->waits.erase(w->id);
-  if (state->waits.empty()) state->report.Unref(env);
+void Forget(Napi::Env env, EnvState& state, uint32_t id) {
+  state.waits.erase(id);
+  if (state.waits.empty()) state.report.Unref(env);
 }
 
-// Runs on the JavaScript thread for each finished wait.
-void Report(Napi::Env env, Napi::Function, std::shared_ptr<Waiter>* data) {
+// Runs on the JavaScript thread for each finished wait; with no env when the
+// environment is gone (its cleanup hook gave the result back).
+void Report(Napi::Env env, Napi::Function, std::nullptr_t*, std::shared_ptr<Waiter>* data) {
   std::unique_ptr<std::shared_ptr<Waiter>> owned(data);
+  if (env == nullptr) return;
   std::shared_ptr<Waiter> w = *owned;
-  EnvState* state = State(env);
-  auto it = state->waits.find(w->id);
-  if (it == state->waits.end() || it->second != w) return;  // cancelled meanwhile
-  Napi::FunctionReference callback = std::move(w->callback);
-  Finish(env, state, w);
+  if (!w->deliver()) return;  // cancelled meanwhile
+  EnvState& state = *State(env);
+  auto it = state.waits.find(w->id);
+  Napi::FunctionReference callback = std::move(it->second.callback);
+  Forget(env, state, w->id);
+  // The lock is this environment's now: release_all gives it back if the
+  // environment ends holding it.
+  if (w->result == nfl::kAcquired) w->slot->owner.store(&state);
   callback.Call({Result(env, w->result, w->syscall)});
 }
 
-// startWait(slot, callback): waits on a new thread; callback(result) runs
-// on this thread when the wait ends. Returns the wait's id.
+// startWait(slot, callback): waits on a pool thread; callback(result) runs
+// on this thread when the wait ends. Returns the wait's id, or a failure
+// when no thread could be had for it.
 Napi::Value StartWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EnvState* state = State(env);
-  auto w = std::make_shared<Waiter>();
-  w->id = state->next_id++;
-  w->slot = SlotArg(info[0]);
-  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
-  w->owner = state;
+  std::shared_ptr<EnvState>& state = State(env);
+  uint32_t id = state->next_id++;
+  if (id == 0) id = state->next_id++;
+  auto w = std::make_shared<Waiter>(state, SlotArg(info[0]), id);
+  int r = nfl::start_wait(w);
+  if (r != 0) return Result(env, r, nfl::kThreadSyscall);
   if (state->waits.empty()) state->report.Ref(env);
-  state->waits[w->id] = w;
-  Napi::ThreadSafeFunction report = state->report;
-  w->thread = nfl::run_on_wait_thread([w, report]() mutable {
-    w->result = Registry::instance().wait_acquire(*w->slot, w->owner, w->exclusive, w->cancelled, &w->syscall);
-    auto* data = new std::shared_ptr<Waiter>(w);
-    if (report.NonBlockingCall(data, Report) != napi_ok) delete data;
-    w->done.store(true);
-  });
-  return Napi::Number::New(env, w->id);
+  state->waits[id] = Pending{w, Napi::Persistent(info[1].As<Napi::Function>())};
+  return Number(env, static_cast<double>(id));
 }
 
-// Stops a wait and makes sure it holds nothing afterwards.
-void Cancel(Napi::Env env, EnvState* state, const std::shared_ptr<Waiter>& w) {
-  w->cancelled.store(true);
-  Registry::instance().wake_waiters(*w->slot);
-  // Repeat: the first interrupt may land just before the thread blocks.
-  while (!w->done.load()) {
-    nfl::interrupt_wait(w->thread);
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
-  // It may have acquired just before it saw the cancellation.
-  if (w->result == nfl::kAcquired) Registry::instance().release(*w->slot);
-  w->callback.Reset();
-  Finish(env, state, w);
-}
-
-// cancelWait(id): nothing is held afterwards; a report for it never comes.
+// cancelWait(id): returns at once; the callback never runs, and whatever the
+// wait still gets is given back.
 Napi::Value CancelWait(const Napi::CallbackInfo& info) {
-  EnvState* state = State(info.Env());
-  auto it = state->waits.find(info[0].As<Napi::Number>().Uint32Value());
-  if (it != state->waits.end()) Cancel(info.Env(), state, std::shared_ptr<Waiter>(it->second));
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  EnvState& state = *State(env);
+  auto it = state.waits.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != state.waits.end()) {
+    std::shared_ptr<Waiter> w = it->second.waiter;
+    Forget(env, state, w->id);
+    w->cancel();
+  }
+  return env.Undefined();
 }
 
 // closeIdle(): closes descriptors not used since the previous call; returns
@@ -193,18 +247,25 @@ Napi::Value CaseSensitive(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto* state = new EnvState();
-  env.SetInstanceData(state);
-  // Calls nothing itself: Report runs each wait's own callback.
-  state->report = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                                "native-file-lock wait", 0, 1);
+  nfl::keep_loaded();
+  auto state = std::make_shared<EnvState>();
+  env.SetInstanceData(new std::shared_ptr<EnvState>(state));
+  state->report = ReportFn::New(env, "native-file-lock wait", 0, 1);
   // Referenced only while a wait is pending, like a timer would be.
   state->report.Unref(env);
-  // A worker_thread that ends while waiting or holding must not leave a
-  // thread blocked or a lock held for the rest of the process.
+  // A worker_thread that ends while waiting or holding must not leave a lock
+  // held for the rest of the process. Nothing here waits for a wait thread.
   env.AddCleanupHook([env, state]() {
-    while (!state->waits.empty()) Cancel(env, state, std::shared_ptr<Waiter>(state->waits.begin()->second));
-    Registry::instance().release_all(state);
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->alive = false;
+    }
+    for (auto& entry : state->waits) {
+      entry.second.callback.Reset();
+      entry.second.waiter->cancel();
+    }
+    state->waits.clear();
+    Registry::instance().release_all(state.get());
     // Its sweep timer is gone: close what is idle now (twice: one sweep
     // spares descriptors used since the previous one).
     Registry::instance().close_idle();

@@ -36,11 +36,20 @@ int unlock(Handle h);
 
 // Blocks the calling (dedicated, never libuv) thread until the lock is
 // taken, an error occurs, or cancelled is set and interrupt_wait() has been
-// called for this thread: then returns kCancelled.
+// called for this thread: then returns kCancelled. Where a blocked call
+// cannot be interrupted now, it polls instead, noticing cancelled by itself.
 int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled);
-// Makes wait_lock on thread t notice cancellation soon. May be called
-// repeatedly; harmless after the wait ended.
+// Makes wait_lock on thread t notice cancellation soon, if it can. The
+// caller repeats it until the wait has ended (one may land just before the
+// call blocks) and never calls it after the thread ended. Never blocks.
 void interrupt_wait(std::thread::native_handle_type t);
+// The calling thread, as interrupt_wait takes it.
+std::thread::native_handle_type this_thread();
+
+// Keeps the addon loaded for the life of the process: its threads outlive
+// any one Node environment, and Node unloads an addon with the last
+// environment that loaded it.
+void keep_loaded();
 
 // True when another process is queued for the lock behind h (see
 // wait_lock); false where that cannot be known.
@@ -67,5 +76,7 @@ int case_sensitive(const char* utf8_dir);
 extern const char* const kLockSyscall;
 extern const char* const kUnlockSyscall;
 extern const char* const kStatSyscall;
+// Names the call that failed when no thread could be had for a wait.
+extern const char* const kThreadSyscall;
 
 }  // namespace nfl

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <mutex>
 #include <pthread.h>
@@ -45,11 +46,10 @@ int wake_signal() { return SIGURG; }
 
 void on_wake_signal(int) {}
 
-// Installs the handler once, and only over the default disposition: if the
-// application handles that signal itself, waits poll instead.
-bool wake_signal_ready() {
+// Installs the handler once, at the first wait, and only over the default
+// or ignored disposition: an application that handles the signal keeps it.
+void install_wake_signal() {
   static std::once_flag once;
-  static bool ready = false;
   std::call_once(once, [] {
     struct sigaction old;
     if (sigaction(wake_signal(), nullptr, &old) != 0) return;
@@ -59,9 +59,18 @@ bool wake_signal_ready() {
     sa.sa_handler = on_wake_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;  // no SA_RESTART: the blocked call must return EINTR
-    ready = sigaction(wake_signal(), &sa, nullptr) == 0;
+    sigaction(wake_signal(), &sa, nullptr);
   });
-  return ready;
+}
+
+// Whether the signal's disposition is this addon's handler right now. The
+// host may replace it at any time; then sending the signal would run the
+// host's handler, restart the call (SA_RESTART: the wait would not end),
+// or kill the process (SIG_DFL), so it is not sent and waits poll.
+bool wake_signal_ours() {
+  struct sigaction now;
+  if (sigaction(wake_signal(), nullptr, &now) != 0) return false;
+  return !(now.sa_flags & (SA_SIGINFO | SA_RESTART)) && now.sa_handler == on_wake_signal;
 }
 
 int record_lock(int fd, short type, bool wait) {
@@ -87,6 +96,7 @@ int open_flags(int access) { return access | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
 const char* const kLockSyscall = kRecordLocks ? "fcntl" : "flock";
 const char* const kUnlockSyscall = kLockSyscall;
 const char* const kStatSyscall = "stat";
+const char* const kThreadSyscall = "pthread_create";
 
 int open_lock_file(const char* path, Handle* out, const char** syscall) {
   *syscall = "open";
@@ -201,7 +211,8 @@ int blocking(const std::atomic<bool>& cancelled, Call call) {
 }  // namespace
 
 int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
-  if (!wake_signal_ready()) {
+  install_wake_signal();
+  if (!wake_signal_ours()) {
     // No way to interrupt a blocked call: poll, 1 ms apart.
     for (;;) {
       if (cancelled.load()) return kCancelled;
@@ -234,7 +245,23 @@ bool others_waiting(Handle h) {
 }
 
 void interrupt_wait(std::thread::native_handle_type t) {
-  if (wake_signal_ready()) pthread_kill(t, wake_signal());
+  // Looked at right before sending: the host may have changed it since the
+  // wait began (a wait that began under another disposition polls).
+  if (wake_signal_ours()) pthread_kill(t, wake_signal());
+}
+
+std::thread::native_handle_type this_thread() { return pthread_self(); }
+
+void keep_loaded() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // A second reference to the addon's own file, never dropped, with
+    // RTLD_NODELETE: dlclose() by Node then never unmaps it.
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void*>(&keep_loaded), &info) != 0 && info.dli_fname != nullptr) {
+      dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+    }
+  });
 }
 
 namespace {

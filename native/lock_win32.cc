@@ -17,6 +17,7 @@ namespace nfl {
 const char* const kLockSyscall = "LockFileEx";
 const char* const kUnlockSyscall = "UnlockFileEx";
 const char* const kStatSyscall = "GetFileInformationByHandle";
+const char* const kThreadSyscall = "CreateThread";
 
 namespace {
 
@@ -142,6 +143,16 @@ int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
 }
 
 void interrupt_wait(std::thread::native_handle_type) {}
+
+std::thread::native_handle_type this_thread() { return std::thread::native_handle_type{}; }
+
+void keep_loaded() {
+  // GET_MODULE_HANDLE_EX_FLAG_PIN: the module stays loaded until the process
+  // ends, whatever FreeLibrary calls follow (MSDN, GetModuleHandleExW).
+  HMODULE self;
+  GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                     reinterpret_cast<LPCWSTR>(&keep_loaded), &self);
+}
 
 // Waiters poll here; there is no queue to look at.
 bool others_waiting(Handle) { return false; }

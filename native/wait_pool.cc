@@ -1,69 +1,224 @@
 #include "wait_pool.h"
 
-#include <chrono>
+#include <uv.h>  // UV_E* error numbers only; no libuv function is called.
+
+#include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
+#include <deque>
 #include <mutex>
+#include <system_error>
 #include <vector>
+
+#include "lock.h"
 
 namespace nfl {
 
 namespace {
 
-constexpr auto kParkedFor = std::chrono::seconds(10);
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
-struct WaitThread {
-  std::thread::native_handle_type handle{};
-  std::function<void()> job;
-  std::condition_variable wake;
-};
+// How long an idle thread stays parked. NATIVE_FILE_LOCK_TEST_PARK_MS (read
+// once) shortens it for tests.
+const milliseconds kParkedFor = [] {
+  const char* ms = std::getenv("NATIVE_FILE_LOCK_TEST_PARK_MS");
+  long n = ms != nullptr ? std::strtol(ms, nullptr, 10) : 0;
+  return milliseconds(n > 0 ? n : 10000);
+}();
 
-std::mutex mu;
-std::vector<WaitThread*> parked;
-
-void serve(WaitThread* self) {
-  std::unique_lock<std::mutex> lock(mu);
-  for (;;) {
-    if (!self->job) {
-      // Spurious wakeups and interrupt signals land here too: wait again.
-      if (!self->wake.wait_for(lock, kParkedFor, [self] { return static_cast<bool>(self->job); })) {
-        for (auto it = parked.begin(); it != parked.end(); ++it) {
-          if (*it == self) {
-            parked.erase(it);
-            break;
-          }
-        }
-        lock.unlock();
-        delete self;
-        return;
-      }
-    }
-    std::function<void()> job = std::move(self->job);
-    self->job = nullptr;
-    lock.unlock();
-    job();
-    lock.lock();
-    parked.push_back(self);
-  }
-}
+// A queued wait is first tried 1 ms after it queued, then ever less often.
+constexpr milliseconds kFirstPoll{1};
+constexpr milliseconds kMaxPoll{16};
+// A cancelled wait may have been interrupted just before it blocked: the
+// poller interrupts it again, 2 ms later, then ever less often (a wait that
+// cannot be interrupted, see interrupt_wait, ends when the lock is free).
+constexpr milliseconds kInterruptAgain{2};
+constexpr milliseconds kMaxInterruptAgain{256};
 
 }  // namespace
 
-std::thread::native_handle_type run_on_wait_thread(std::function<void()> job) {
-  std::lock_guard<std::mutex> lock(mu);
-  if (!parked.empty()) {
-    WaitThread* t = parked.back();
-    parked.pop_back();
-    t->job = std::move(job);
-    t->wake.notify_one();
-    return t->handle;
+struct Pool {
+  std::mutex mu;
+  std::condition_variable work;    // parked blocking threads
+  std::condition_variable polled;  // the poller
+  std::deque<std::shared_ptr<WaitJob>> queue;  // waits no blocking thread has taken
+  std::vector<std::shared_ptr<WaitJob>> interrupting;
+  int threads = 0;  // blocking threads
+  int parked = 0;   // of them, parked and not yet called
+  int calls = 0;    // parked threads called to serve the queue
+  bool poller = false;
+  bool kicked = false;  // the poller has new work
+
+  static Pool& get() {
+    // Never destroyed: detached threads use it while the process exits.
+    static Pool* pool = new Pool();
+    return *pool;
   }
-  auto* t = new WaitThread();
-  t->job = std::move(job);
-  // The new thread blocks on mu (held here) until its handle is recorded.
-  std::thread thread(serve, t);
-  t->handle = thread.native_handle();
-  thread.detach();
-  return t->handle;
+
+  // The oldest queued wait that no thread is trying, taken off the queue.
+  std::shared_ptr<WaitJob> take() {
+    for (auto it = queue.begin(); it != queue.end(); ++it) {
+      if (!(*it)->taken_.exchange(true)) {
+        std::shared_ptr<WaitJob> job = std::move(*it);
+        queue.erase(it);
+        return job;
+      }
+    }
+    return nullptr;
+  }
+
+  void remove(const std::shared_ptr<WaitJob>& job) {
+    auto it = std::find(queue.begin(), queue.end(), job);
+    if (it != queue.end()) queue.erase(it);
+  }
+
+  static void serve() {
+    Pool& p = get();
+    std::unique_lock<std::mutex> lock(p.mu);
+    for (;;) {
+      std::shared_ptr<WaitJob> job = p.take();
+      if (!job) {
+        p.parked++;
+        bool called = p.work.wait_for(lock, kParkedFor, [&p] { return p.calls > 0; });
+        p.parked--;
+        if (!called) {
+          p.threads--;
+          return;
+        }
+        p.calls--;
+        continue;
+      }
+      job->blocking_ = true;
+      job->thread_ = this_thread();
+      lock.unlock();
+      int r = job->cancelled() ? kCancelled : job->block();
+      lock.lock();
+      // From here on nobody interrupts this thread for that job.
+      job->blocking_ = false;
+      lock.unlock();
+      job->finish(r);
+      job.reset();
+      lock.lock();
+    }
+  }
+
+  static void poll() {
+    Pool& p = get();
+    std::unique_lock<std::mutex> lock(p.mu);
+    std::vector<std::shared_ptr<WaitJob>> due;
+    for (;;) {
+      auto now = Clock::now();
+      auto next = now + kParkedFor;
+      for (auto it = p.interrupting.begin(); it != p.interrupting.end();) {
+        WaitJob& job = **it;
+        if (!job.blocking_) {
+          job.interrupting_ = false;
+          it = p.interrupting.erase(it);
+          continue;
+        }
+        if (job.next_try_ <= now) {
+          interrupt_wait(job.thread_);
+          job.interval_ = std::min(kMaxInterruptAgain, job.interval_ * 2);
+          job.next_try_ = now + job.interval_;
+        }
+        next = std::min(next, job.next_try_);
+        ++it;
+      }
+      for (auto& job : p.queue) {
+        if (job->next_try_ <= now) due.push_back(job);
+        else next = std::min(next, job->next_try_);
+      }
+      if (due.empty() && p.queue.empty() && p.interrupting.empty()) {
+        if (!p.polled.wait_for(lock, kParkedFor, [&p] { return p.kicked; })) {
+          p.poller = false;
+          return;
+        }
+        p.kicked = false;
+        continue;
+      }
+      lock.unlock();
+      for (auto& job : due) {
+        if (job->taken_.exchange(true)) continue;  // a blocking thread has it
+        int r = job->cancelled() ? kCancelled : job->attempt();
+        if (r == kBusy) {
+          job->interval_ = std::min(kMaxPoll, std::max(kFirstPoll, job->interval_ * 2));
+          job->next_try_ = Clock::now() + job->interval_;
+          next = std::min(next, job->next_try_);
+          job->taken_.store(false);
+          continue;
+        }
+        lock.lock();
+        p.remove(job);
+        lock.unlock();
+        job->finish(r);
+      }
+      due.clear();
+      lock.lock();
+      p.polled.wait_until(lock, next, [&p] { return p.kicked; });
+      p.kicked = false;
+    }
+  }
+
+  // Starts a thread running fn; false when the system has none to give.
+  static bool spawn(void (*fn)()) {
+    try {
+      std::thread(fn).detach();
+      return true;
+    } catch (const std::system_error&) {
+      return false;
+    }
+  }
+};
+
+int start_wait(const std::shared_ptr<WaitJob>& job) {
+  Pool& p = Pool::get();
+  std::lock_guard<std::mutex> lock(p.mu);
+  job->next_try_ = Clock::now() + kFirstPoll;
+  p.queue.push_back(job);
+  if (p.parked > p.calls) {
+    p.calls++;
+    p.work.notify_one();
+    return 0;
+  }
+  if (p.threads < kBlockingThreads) {
+    // The new thread waits for the mutex, held here, then takes the oldest.
+    if (Pool::spawn(Pool::serve)) {
+      p.threads++;
+      return 0;
+    }
+  }
+  // Every blocking thread is busy (or none could be had): the poller serves
+  // the queue until one frees up.
+  if (!p.poller && Pool::spawn(Pool::poll)) p.poller = true;
+  if (p.poller) {
+    p.kicked = true;
+    p.polled.notify_one();
+    return 0;
+  }
+  p.remove(job);
+  return UV_EAGAIN;
+}
+
+void cancel_wait(const std::shared_ptr<WaitJob>& job) {
+  Pool& p = Pool::get();
+  std::lock_guard<std::mutex> lock(p.mu);
+  if (!job->taken_.exchange(true)) {
+    p.remove(job);
+    return;
+  }
+  if (!job->blocking_ || job->interrupting_) return;
+  interrupt_wait(job->thread_);
+  // Again later from the poller, in case that landed just before the
+  // thread blocked. Without a poller the wait ends when the lock is free.
+  if (!p.poller && Pool::spawn(Pool::poll)) p.poller = true;
+  if (!p.poller) return;
+  job->interrupting_ = true;
+  job->interval_ = kInterruptAgain;
+  job->next_try_ = Clock::now() + kInterruptAgain;
+  p.interrupting.push_back(job);
+  p.kicked = true;
+  p.polled.notify_one();
 }
 
 }  // namespace nfl

@@ -40,11 +40,16 @@ export interface Native {
   /** Unlocks and frees the slot: ACQUIRED (0) or the unlock's failure. */
   release(slot: Slot): typeof ACQUIRED | Failure;
   /**
-   * Waits for the slot and the file lock on a dedicated thread; done(result)
-   * runs on this thread when it ends (never BUSY). Returns the wait's id.
+   * Waits for the slot and the file lock on a thread of the addon's pool;
+   * done(result) runs on this thread when it ends (never BUSY). Returns the
+   * wait's id, or a failure ('pthread_create', 'CreateThread') when no
+   * thread could be had for it.
    */
-  startWait(slot: Slot, done: (result: typeof ACQUIRED | Failure) => void): number;
-  /** Ends a wait synchronously; afterwards it holds nothing and never reports. */
+  startWait(slot: Slot, done: (result: typeof ACQUIRED | Failure) => void): number | Failure;
+  /**
+   * Ends a wait at once, without waiting for its thread: done never runs,
+   * and whatever the thread still gets it gives back.
+   */
   cancelWait(id: number): void;
   /** Closes descriptors not used since the previous call; returns how many stay open. */
   closeIdle(): number;

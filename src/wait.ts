@@ -47,11 +47,11 @@ export function watchLimits(limits: WaitLimits, onExpire: (reason: unknown) => v
 }
 
 /**
- * Waits for a lock held by another thread or process. The addon blocks a
- * dedicated thread in flock(2) (LockFileEx polling on Windows), so the
+ * Waits for a lock held by another thread or process. The addon blocks one
+ * of its own threads in flock(2) (LockFileEx polling on Windows), so the
  * kernel wakes this waiter the moment the holder unlocks: no polling
  * interval to miss the lock by, and no libuv pool thread taken from fs I/O.
- * A timeout or abort cancels the thread at once; nothing stays held.
+ * A timeout or abort rejects at once; what the wait still gets is given back.
  */
 export function waitForFile(slot: Slot, limits: WaitLimits): Promise<void> {
   try {
@@ -65,7 +65,11 @@ export function waitForFile(slot: Slot, limits: WaitLimits): Promise<void> {
       if (result === ACQUIRED) resolve();
       else reject(failureError(result, limits.lockPath, limits.resource));
     });
-    // cancelWait is synchronous: afterwards nothing is held and done never runs.
+    if (typeof id !== 'number') {
+      reject(failureError(id, limits.lockPath, limits.resource));
+      return;
+    }
+    // After cancelWait done never runs and nothing is held for this caller.
     const stop = watchLimits(limits, (reason) => {
       native.cancelWait(id);
       reject(reason);

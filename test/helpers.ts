@@ -3,7 +3,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeEach, onTestFinished, type TestContext } from 'vitest';
 
@@ -78,7 +78,7 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<'s
  * lists the skips at the end of the run); under CI=true on Linux as root,
  * where everything is installed, it fails instead, so that CI runs them all.
  */
-export type Requirement = 'linux' | 'posix' | 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind' | 'c++ compiler' | 'c compiler';
+export type Requirement = 'linux' | 'posix' | 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind' | 'c++ compiler' | 'c compiler' | 'node headers';
 
 /** An executable of that name on PATH (PATHEXT on Windows), without a shell. */
 function onPath(name: string): boolean {
@@ -136,7 +136,11 @@ const CHECKS: Record<Requirement, () => string | undefined> = {
     const lacking = ['python3', 'make', 'c++'].filter((tool) => !onPath(tool));
     return lacking.length === 0 ? undefined : `node-gyp cannot compile here: ${lacking.join(', ')} not installed`;
   },
+  'node headers': () => (existsSync(join(NODE_HEADERS, 'node_api.h')) ? undefined : `Node's C headers are not in ${NODE_HEADERS}`),
 };
+
+/** Node's C headers, for building a small addon in a test. */
+export const NODE_HEADERS = join(dirname(process.execPath), '..', 'include', 'node');
 
 const checked = new Map<Requirement, string | undefined>();
 
