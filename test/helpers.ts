@@ -78,7 +78,7 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<'s
  * lists the skips at the end of the run); under CI=true on Linux as root,
  * where everything is installed, it fails instead, so that CI runs them all.
  */
-export type Requirement = 'linux' | 'posix' | 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind' | 'c++ compiler' | 'c compiler' | 'node headers';
+export type Requirement = 'linux' | 'posix' | 'root' | 'mount' | 'setpriv' | 'bindfs' | 'flock(1)' | 'python3' | '/proc' | 'valgrind' | 'node-gyp' | 'c compiler' | 'node headers';
 
 /** An executable of that name on PATH (PATHEXT on Windows), without a shell. */
 function onPath(name: string): boolean {
@@ -131,7 +131,7 @@ const CHECKS: Record<Requirement, () => string | undefined> = {
   // Builds test/nfs-model's flock shim.
   'c compiler': () => (onPath('cc') ? undefined : 'a C compiler (cc) is not installed'),
   // What node-gyp needs to compile the addon (on Windows it finds Visual Studio itself).
-  'c++ compiler': () => {
+  'node-gyp': () => {
     if (process.platform === 'win32') return undefined;
     const lacking = ['python3', 'make', 'c++'].filter((tool) => !onPath(tool));
     return lacking.length === 0 ? undefined : `node-gyp cannot compile here: ${lacking.join(', ')} not installed`;

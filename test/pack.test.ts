@@ -120,7 +120,7 @@ describe('the npm package', () => {
   }, 120_000);
 
   it('installed with --ignore-scripts where no prebuild matches, fails to load with what happened and a command that compiles it', async (ctx) => {
-    skipWithout(ctx, 'c++ compiler');
+    skipWithout(ctx, 'node-gyp');
     const tarball = await packCopy((path) => path.startsWith(`prebuilds/${tuple}/`));
     const project = tempDir();
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
