@@ -27,9 +27,14 @@ const milliseconds kParkedFor = [] {
   return milliseconds(n > 0 ? n : 10000);
 }();
 
-// A queued wait is first tried 1 ms after it queued, then ever less often.
+// A queued wait is first tried 1 ms after it queued, then again after an
+// eighth of the time it has waited so far (at most 250 ms): a lock held for
+// t is noticed within about t/8, and thousands of long waits cost little.
 constexpr milliseconds kFirstPoll{1};
-constexpr milliseconds kMaxPoll{16};
+constexpr milliseconds kMaxPoll{250};
+constexpr int kPollFraction = 8;
+// Waits due this soon are tried in the same round: one wakeup serves many.
+constexpr milliseconds kBatch{1};
 // A cancelled wait may have been interrupted just before it blocked: the
 // poller interrupts it again, 2 ms later, then ever less often (a wait that
 // cannot be interrupted, see interrupt_wait, ends when the lock is free).
@@ -125,8 +130,9 @@ struct Pool {
         next = std::min(next, job.next_try_);
         ++it;
       }
+      // Those due soon too: one wakeup serves many waits.
       for (auto& job : p.queue) {
-        if (job->next_try_ <= now) due.push_back(job);
+        if (job->next_try_ <= now + kBatch) due.push_back(job);
         else next = std::min(next, job->next_try_);
       }
       if (due.empty() && p.queue.empty() && p.interrupting.empty()) {
@@ -142,8 +148,9 @@ struct Pool {
         if (job->taken_.exchange(true)) continue;  // a blocking thread has it
         int r = job->cancelled() ? kCancelled : job->attempt();
         if (r == kBusy) {
-          job->interval_ = std::min(kMaxPoll, std::max(kFirstPoll, job->interval_ * 2));
-          job->next_try_ = Clock::now() + job->interval_;
+          auto tried = Clock::now();
+          auto waited = std::chrono::duration_cast<milliseconds>(tried - job->queued_at_);
+          job->next_try_ = tried + std::clamp(waited / kPollFraction, kFirstPoll, kMaxPoll);
           next = std::min(next, job->next_try_);
           job->taken_.store(false);
           continue;
@@ -174,7 +181,8 @@ struct Pool {
 int start_wait(const std::shared_ptr<WaitJob>& job) {
   Pool& p = Pool::get();
   std::lock_guard<std::mutex> lock(p.mu);
-  job->next_try_ = Clock::now() + kFirstPoll;
+  job->queued_at_ = Clock::now();
+  job->next_try_ = job->queued_at_ + kFirstPoll;
   p.queue.push_back(job);
   if (p.parked > p.calls) {
     p.calls++;

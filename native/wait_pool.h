@@ -47,7 +47,8 @@ class WaitJob {
   // When the poller next tries it (queued) or interrupts it (cancelled
   // while blocking): under the mutex, or by the thread that has it taken.
   std::chrono::steady_clock::time_point next_try_{};
-  std::chrono::milliseconds interval_{0};
+  std::chrono::milliseconds interval_{0};  // between interrupts
+  std::chrono::steady_clock::time_point queued_at_{};
 };
 
 // Queues job and makes sure a thread will serve it. Returns 0, or a negative
