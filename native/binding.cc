@@ -200,8 +200,8 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// closeIdle(): closes descriptors not used since the previous call; returns
-// how many stay open.
+// closeIdle(): closes kept descriptors not used since the previous call;
+// returns how many stay kept.
 Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
   return Number(info.Env(), Registry::instance().close_idle());
 }

@@ -52,7 +52,7 @@ struct Slot : std::enable_shared_from_this<Slot> {
   std::atomic<const void*> owner{nullptr};
   std::atomic<int> waiting{0};
   std::atomic<uint64_t> last_used{0};  // sweep generation of the last release
-  // steady_clock nanoseconds of the last two times the claim was given up;
+  // Monotonic milliseconds of the last two times the claim was given up;
   // written by the claim holder.
   std::atomic<int64_t> freed_at{std::numeric_limits<int64_t>::min() / 2};
   std::atomic<int64_t> freed_before{std::numeric_limits<int64_t>::min() / 2};

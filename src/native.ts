@@ -37,7 +37,10 @@ export interface Native {
    * queued, after a run of acquisitions without waiting.
    */
   acquire(slot: Slot, mayYield: boolean): Result;
-  /** Unlocks and frees the slot: ACQUIRED (0) or the unlock's failure. */
+  /**
+   * Unlocks and frees the slot, closing the descriptor unless the lock is
+   * hot: ACQUIRED (0) or the unlock's failure.
+   */
   release(slot: Slot): typeof ACQUIRED | Failure;
   /**
    * Waits for the slot and the file lock on a thread of the addon's pool;
@@ -51,7 +54,7 @@ export interface Native {
    * and whatever the thread still gets it gives back.
    */
   cancelWait(id: number): void;
-  /** Closes descriptors not used since the previous call; returns how many stay open. */
+  /** Closes kept (hot) descriptors not used since the previous call; returns how many stay kept. */
   closeIdle(): number;
   /** Records the identity of what ref's path names now (symlinks followed). */
   recordPath(ref: FileRef): number;

@@ -20,7 +20,8 @@ export function shimMissing() {
 export function buildShim() {
   const text = readFileSync(source);
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'nfl-nfs-model');
+  // One folder per user: another user's build may not be writable.
+  const dir = join(tmpdir(), `nfl-nfs-model-${process.getuid?.() ?? 'user'}`);
   const out = join(dir, `flock-shim-${hash}.so`);
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
