@@ -17,6 +17,10 @@
 # leg installs with install scripts on a system no prebuild matches (LIBC=musl)
 # and checks that the shipped sources compile and pass.
 #
+# The vitest suite itself runs under Wine too with .ci/vitest-wine.config.mjs
+# (see there); it is no leg here, as many tests exercise Linux or need
+# symlinks, which Wine 8 cannot create.
+#
 # Installs what it needs itself (apt packages, npm tarballs into a temp dir)
 # and caches nothing. Usage: bash .ci/matrix.sh [LEG_FILTER]  (a substring of leg
 # names, e.g. "wine" or "node 18"). Exits non-zero if any leg fails.
