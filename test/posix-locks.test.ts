@@ -17,14 +17,14 @@
 // Every test runs real child processes with real peers; in plain flock mode
 // those are fcntl.flock and util-linux flock(1).
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { requires, sleep } from './helpers.js';
+import { requires, waitFor } from './helpers.js';
 import { buildShim, preloadWith } from './nfs-model/build.mjs';
 
 // Every scenario probes the lock from Python's fcntl module.
@@ -489,7 +489,7 @@ describe('the limits of record-lock semantics (what NFS users must know)', () =>
 });
 
 describe('the NFS model: flock emulated with whole-file OFD record locks', () => {
-  requires('linux', 'c compiler', 'flock(1)');
+  requires('linux', 'c compiler', 'flock(1)', '/proc');
 
   it('flock(1), fcntl.flock and fcntl.lockf all see the lock there, because flock and record locks share one lock space', async () => {
     const f = lockFixture();
@@ -516,8 +516,13 @@ describe('the NFS model: flock emulated with whole-file OFD record locks', () =>
     expect(await holder.nextLine()).toBe('HELD');
     const waiter = startChild('take', f, model);
     expect(await waiter.nextLine()).toBe('WAITING');
-    // Time to reach the blocking wait: generous, it only has to get there.
-    await sleep(1500);
+    // Stopped once it blocks on the lock: /proc/locks lists a blocked request as '->'.
+    const inode = statSync(f.lockPath).ino;
+    await waitFor(
+      () => readFileSync('/proc/locks', 'utf8').split('\n').some((line) => line.includes('->') && line.includes(`:${inode} `)),
+      'the waiter to block on the lock',
+      15_000,
+    );
     waiter.child.kill('SIGSTOP');
     try {
       holder.send('release');
