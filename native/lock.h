@@ -1,6 +1,35 @@
-// The contract between the process-wide registry and one file per platform.
-// Every function here is one system call deep (or one blocking wait): no
-// retries, no policy.
+// The contract between the process-wide registry and one file per platform
+// (lock_posix.cc: flock(2); lock_win32.cc: LockFileEx).
+//
+// Words, as both languages use them (README "How it works" has the rest):
+//   held lock        what lock()/tryLock() return: a FileLock (src/handle.ts)
+//   per-thread line  one JavaScript thread's FIFO of callers for one lock
+//                    file (PathLock, src/in-process.ts)
+//   process-wide slot  one per canonical lock path, shared by every
+//                    worker_thread: the descriptor and the claim (Slot,
+//                    registry.h)
+//   claim            the right, held by one caller in the process at a time,
+//                    to lock, unlock, open or close a slot's descriptor
+//   descriptor       the open lock file: an fd on POSIX, a HANDLE on Windows
+//                    (the type below is still named Handle)
+//   queue ticket     an OFD record lock on byte 0 that a waiter takes before
+//                    it blocks on the lock, so one waiter at a time blocks
+//                    (Linux; lock_posix.cc)
+//   turn, streak     how long a process may keep re-taking a lock without
+//                    waiting (kTurn), and that run of acquisitions
+//                    (Slot::streak); registry.cc
+//   wait thread, poller  the addon's threads that block in wait_lock, and
+//                    the one that retries queued waits (wait_pool.h)
+//
+// Policy lives above this header, in registry.cc: the claim, the turn and
+// streak, when to step back for a queued process, reopening a replaced
+// file, and which descriptors stay open. It is below the JavaScript line
+// because fairness between processes is decided at the moment of each
+// acquisition, on whatever thread makes it (a wait thread included).
+// The platform files hold none of it: each function here makes one attempt
+// (or one blocking wait) with the platform's calls, and folds contention
+// into kBusy. They only retry a call interrupted by a signal, and a wait
+// that cannot be interrupted polls (wait_lock).
 #pragma once
 
 #include <atomic>
@@ -9,13 +38,14 @@
 
 namespace nfl {
 
-// An open lock file: a descriptor on POSIX, a HANDLE on Windows.
+// A descriptor: an fd on POSIX, a HANDLE on Windows.
 using Handle = intptr_t;
 constexpr Handle kNoHandle = -1;
 
-// Results of try_lock and wait_lock. Errors are negative libuv-style numbers
-// (-errno on POSIX, uv_translate_sys_error() on Windows) so that JavaScript
-// can name them with util.getSystemErrorName().
+// Results of try_lock and wait_lock, exported by the binding as ACQUIRED,
+// BUSY and CANCELLED. Errors are negative libuv-style numbers (-errno on
+// POSIX, uv_translate_sys_error() on Windows) so that JavaScript can name
+// them with util.getSystemErrorName().
 constexpr int kAcquired = 0;
 constexpr int kBusy = 1;
 constexpr int kCancelled = 3;
@@ -29,7 +59,8 @@ constexpr int kCancelled = 3;
 int open_lock_file(const char* utf8_path, Handle* out, const char** syscall);
 void close_lock_file(Handle h);
 
-// One non-blocking attempt to lock the whole file.
+// One non-blocking attempt to lock the whole file. exclusive is always true
+// for now: shared locks are not offered yet.
 int try_lock(Handle h, bool exclusive);
 // Drops the lock taken through h. Unlocking an unlocked file is not an error.
 int unlock(Handle h);
@@ -51,8 +82,8 @@ std::thread::native_handle_type this_thread();
 // environment that loaded it.
 void keep_loaded();
 
-// True when another process is queued for the lock behind h (see
-// wait_lock); false where that cannot be known.
+// True when another process holds the queue ticket for the lock behind h
+// (see wait_lock); false where that cannot be known.
 bool others_waiting(Handle h);
 
 // Identity of an open file or of what a path names now (symlinks

@@ -1,4 +1,6 @@
-// The process-wide table of lock files, shared by every worker_thread.
+// The process-wide slots, one per canonical lock path, shared by every
+// worker_thread, and the locking policy: the claim, the turn and streak,
+// and which descriptors stay open (lock.h says why it lives here).
 //
 // One slot per canonical lock path holds the process's only descriptor of
 // that file and a claim: whoever holds the claim is the one caller in the

@@ -89,7 +89,7 @@ export class Handle implements FileLock {
     if (--this.#root.#holds > 0) return;
     const entry = this.#entry;
     // On an unlock error the addon closes the descriptor, which drops the
-    // lock anyway: the turn passes on either way.
+    // lock anyway: the line moves on either way.
     const result = native.release(entry.slot);
     entry.release();
     if (result !== ACQUIRED) throw failureError(result, entry.lockPath, this.#resource);

@@ -3,10 +3,11 @@ import { native, type Slot } from './native.js';
 import { checkLimits, watchLimits, type WaitLimits } from './wait.js';
 
 /**
- * This JavaScript thread's line for one lock file, in front of the
- * process-wide slot. Callers here are served in FIFO order and handed the
- * turn without polling; only the first of them talks to the addon, so a
- * thread never runs more than one native wait per lock file.
+ * The per-thread line: this JavaScript thread's callers for one lock file,
+ * in front of the process-wide slot. They are served in FIFO order, each
+ * handed the head of the line without polling; only the caller at the head
+ * talks to the addon, so a thread never runs more than one native wait per
+ * lock file.
  */
 export class PathLock {
   held = false;
@@ -25,14 +26,14 @@ export class PathLock {
     return !this.held && this.waiters.size === 0;
   }
 
-  /** Takes the turn at once if nobody here holds it or waits for it. */
+  /** Takes the head of the line at once if nobody here has it or waits for it. */
   tryAcquire(): boolean {
     if (this.held || this.waiters.size > 0) return false;
     this.held = true;
     return true;
   }
 
-  /** Waits in line; resolves holding the turn, or rejects holding nothing. */
+  /** Waits in line; resolves at the head of the line, or rejects holding nothing. */
   acquire(limits: WaitLimits): Promise<void> {
     if (this.tryAcquire()) return Promise.resolve();
     try {
@@ -57,7 +58,7 @@ export class PathLock {
     });
   }
 
-  /** Passes the turn to the first waiter, or frees it. */
+  /** Hands the head of the line to the first waiter, or leaves the line empty. */
   release(): void {
     const next = this.waiters.values().next();
     if (next.done) {
@@ -71,7 +72,7 @@ export class PathLock {
     waiter.grant();
   }
 
-  /** Rejects every caller waiting here: the turn will never come. */
+  /** Rejects every caller waiting here: the head of the line will never come. */
   failAll(error: (limits: WaitLimits) => unknown): void {
     for (const waiter of [...this.waiters]) waiter.fail(error(waiter.limits));
   }

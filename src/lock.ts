@@ -75,7 +75,7 @@ export async function tryLock(path: LockPath, options?: LockOptions): Promise<Fi
 // --- acquisition -----------------------------------------------------------
 
 interface ThreadState {
-  /** This thread's line per lock file; see PathLock. */
+  /** This thread's per-thread line for each lock file, by LockPath.key; see PathLock. (The field's name is part of the v2 layout.) */
   readonly registry: Map<string, PathLock>;
   /** The innermost lock held by the running withFileLock callback, for reentrancy. */
   readonly context: AsyncLocalStorage<Handle>;
@@ -86,13 +86,13 @@ interface ThreadState {
 // one line. The key names the layout: copies whose state or handles differ
 // (v1 handles had public fields) keep apart.
 const STATE = Symbol.for('native-file-lock.thread-state.v2');
-const { registry, context } = ((globalThis as Record<symbol, unknown>)[STATE] ??= {
+const { registry: lines, context } = ((globalThis as Record<symbol, unknown>)[STATE] ??= {
   registry: new Map(),
   context: new AsyncLocalStorage(),
 }) as ThreadState;
 
 /**
- * In-process line, then the process-wide slot and the file lock. Returns
+ * The per-thread line, then the process-wide slot's claim and the file lock. Returns
  * synchronously when nothing has to wait, which is the common case and the
  * one that must be cheap.
  */
@@ -106,10 +106,10 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   const reentrant = reentrantHandle(store, key, resource);
   if (reentrant !== undefined) return reentrant;
 
-  let entry = registry.get(key);
+  let entry = lines.get(key);
   if (entry === undefined) {
     entry = new PathLock(lockPath, key);
-    registry.set(key, entry);
+    lines.set(key, entry);
     startSweeper();
   }
   if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
@@ -121,8 +121,8 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
   throw failureError(result, lockPath, resource);
 }
 
-/** Waits for the in-process turn (unless it is ours already), then for the file lock. */
-async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: string, haveTurn: boolean): Promise<Handle> {
+/** Waits for the head of the per-thread line (unless it is ours already), then for the file lock. */
+async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: string, atHead: boolean): Promise<Handle> {
   const started = performance.now();
   const limits: WaitLimits = {
     signal: options.signal,
@@ -131,10 +131,10 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
     lockPath: entry.lockPath,
     resource,
   };
-  if (!haveTurn) await entry.acquire(limits);
+  if (!atHead) await entry.acquire(limits);
   try {
-    // With the turn already ours, the caller has just found the file lock busy.
-    const result = haveTurn ? BUSY : native.acquire(entry.slot, true);
+    // Already at the head, the caller has just found the file lock busy.
+    const result = atHead ? BUSY : native.acquire(entry.slot, true);
     if (result === BUSY) await waitForFile(entry.slot, limits);
     else if (result !== ACQUIRED) throw failureError(result, entry.lockPath, resource);
   } catch (error) {
@@ -168,11 +168,11 @@ function startSweeper(): void {
 }
 
 function sweep(): void {
-  for (const [key, entry] of registry) {
-    if (entry.idle) registry.delete(key);
+  for (const [key, entry] of lines) {
+    if (entry.idle) lines.delete(key);
   }
   const open = native.closeIdle();
-  if (registry.size === 0 && open === 0 && sweeper !== undefined) {
+  if (lines.size === 0 && open === 0 && sweeper !== undefined) {
     clearInterval(sweeper);
     sweeper = undefined;
   }

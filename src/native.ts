@@ -1,7 +1,7 @@
 import binding from './binding.cjs';
 import { systemError, type FileLockError } from './errors.js';
 
-/** A process-wide registry slot for one lock file (see native/registry.h). */
+/** The process-wide slot for one lock file (see native/registry.h). */
 export type Slot = object & { readonly __slot: true };
 
 /**
@@ -32,18 +32,18 @@ export type Result = typeof ACQUIRED | typeof BUSY | Failure;
 export interface Native {
   slot(lockPath: string): Slot;
   /**
-   * Claims the slot and locks the file if both are free now; never waits.
+   * Takes the slot's claim and locks the file if both are free now; never waits.
    * With mayYield it answers BUSY now and then while another process is
    * queued, after a run of acquisitions without waiting.
    */
   acquire(slot: Slot, mayYield: boolean): Result;
   /**
-   * Unlocks and frees the slot, closing the descriptor unless the lock is
+   * Unlocks and gives up the claim, closing the descriptor unless the lock is
    * hot: ACQUIRED (0) or the unlock's failure.
    */
   release(slot: Slot): typeof ACQUIRED | Failure;
   /**
-   * Waits for the slot and the file lock on a thread of the addon's pool;
+   * Waits for the claim and the file lock on a wait thread of the addon's pool;
    * done(result) runs on this thread when it ends (never BUSY). Returns the
    * wait's id, or a failure ('pthread_create', 'CreateThread') when no
    * thread could be had for it.
