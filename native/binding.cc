@@ -1,7 +1,7 @@
 // Argument and result conversion, and the waits. The registry and the
 // platform files do the locking.
 //
-// Results are ACQUIRED 0, BUSY 1, or a failure { errno, syscall }: a
+// Results are ACQUIRED, BUSY (exported), or a failure { errno, syscall }: a
 // negative libuv error number and the call that failed, returned together
 // because the slot may be used by another thread as soon as it is given up.
 // JavaScript turns failures into coded errors naming the path. A cancelled
@@ -281,7 +281,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["recordPath"] = Napi::Function::New(env, RecordPath, "recordPath");
   exports["samePath"] = Napi::Function::New(env, SamePath, "samePath");
   exports["caseSensitive"] = Napi::Function::New(env, CaseSensitive, "caseSensitive");
-  exports["lockKind"] = Napi::String::New(env, nfl::kLockSyscall);
+  // The results JavaScript compares against; a cancelled wait never reports.
+  exports["ACQUIRED"] = Number(env, nfl::kAcquired);
+  exports["BUSY"] = Number(env, nfl::kBusy);
   return exports;
 }
 

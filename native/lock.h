@@ -42,8 +42,8 @@ namespace nfl {
 using Handle = intptr_t;
 constexpr Handle kNoHandle = -1;
 
-// Results of try_lock and wait_lock, exported by the binding as ACQUIRED,
-// BUSY and CANCELLED. Errors are negative libuv-style numbers (-errno on
+// Results of try_lock and wait_lock; the binding exports the first two as
+// ACQUIRED and BUSY. Errors are negative libuv-style numbers (-errno on
 // POSIX, uv_translate_sys_error() on Windows) so that JavaScript can name
 // them with util.getSystemErrorName().
 constexpr int kAcquired = 0;

@@ -25,8 +25,13 @@ export interface Failure {
   readonly syscall: string;
 }
 
+// Their values as native/lock.h defines them, as types only: comparing a
+// result with ACQUIRED or BUSY then narrows it to a Failure.
+type Acquired = 0;
+type Busy = 1;
+
 /** ACQUIRED, BUSY, or what failed. */
-export type Result = typeof ACQUIRED | typeof BUSY | Failure;
+export type Result = Acquired | Busy | Failure;
 
 /** The addon's surface (native/binding.cc). */
 export interface Native {
@@ -39,16 +44,16 @@ export interface Native {
   acquire(slot: Slot, mayYield: boolean): Result;
   /**
    * Unlocks and gives up the claim, closing the descriptor unless the lock is
-   * hot: ACQUIRED (0) or the unlock's failure.
+   * hot: ACQUIRED or the unlock's failure.
    */
-  release(slot: Slot): typeof ACQUIRED | Failure;
+  release(slot: Slot): Acquired | Failure;
   /**
    * Waits for the claim and the file lock on a wait thread of the addon's pool;
    * done(result) runs on this thread when it ends (never BUSY). Returns the
    * wait's id, or a failure ('pthread_create', 'CreateThread') when no
    * thread could be had for it.
    */
-  startWait(slot: Slot, done: (result: typeof ACQUIRED | Failure) => void): number | Failure;
+  startWait(slot: Slot, done: (result: Acquired | Failure) => void): number | Failure;
   /**
    * Ends a wait at once, without waiting for its thread: done never runs,
    * and whatever the thread still gets it gives back.
@@ -62,14 +67,16 @@ export interface Native {
   samePath(ref: FileRef): number;
   /** 1 if the directory tells names apart by case, 0 if not, or a negative error. */
   caseSensitive(dir: string): number;
-  /** 'flock', 'fcntl' (test-only mode) or 'LockFileEx'. */
-  readonly lockKind: string;
+  /** The results above, defined once in native/lock.h. */
+  readonly ACQUIRED: Acquired;
+  readonly BUSY: Busy;
 }
 
 export const native = binding as Native;
 
-export const ACQUIRED = 0;
-export const BUSY = 1;
+// Read once at load: the hot path compares against plain constants.
+export const ACQUIRED: Acquired = native.ACQUIRED;
+export const BUSY: Busy = native.BUSY;
 
 /** The coded error for a failure on lockPath. */
 export function failureError(failure: Failure, lockPath: string, resource?: string): FileLockError {
