@@ -153,6 +153,35 @@ void Forget(Napi::Env env, EnvState& state, uint32_t id) {
   if (state.waits.empty()) state.report.Unref(env);
 }
 
+// Calls back with a wait's result through the C API, ignoring failures: a
+// report may run while its environment is ending (a worker terminated, or
+// dying of an uncaught exception), when JavaScript can no longer run and
+// every call into it fails. node-addon-api would turn such a failure into a
+// throw that cannot be thrown there, which is fatal to the whole process.
+// Nothing is lost: an acquired lock is the environment's, and its cleanup
+// hook gives it back.
+void CallQuietly(Napi::Env env, Napi::FunctionReference& callback, int result, const char* syscall) {
+  napi_env e = env;
+  napi_value arg = nullptr;
+  if (result >= 0) {
+    if (napi_create_int32(e, result, &arg) != napi_ok) return;
+  } else {
+    napi_value errno_value = nullptr;
+    napi_value syscall_value = nullptr;
+    if (napi_create_object(e, &arg) != napi_ok || napi_create_int32(e, result, &errno_value) != napi_ok ||
+        napi_create_string_utf8(e, syscall, NAPI_AUTO_LENGTH, &syscall_value) != napi_ok ||
+        napi_set_named_property(e, arg, "errno", errno_value) != napi_ok ||
+        napi_set_named_property(e, arg, "syscall", syscall_value) != napi_ok) {
+      return;
+    }
+  }
+  napi_value fn = callback.Value();
+  napi_value recv = nullptr;
+  if (fn == nullptr || napi_get_undefined(e, &recv) != napi_ok) return;
+  napi_value ignored = nullptr;
+  napi_call_function(e, recv, fn, 1, &arg, &ignored);
+}
+
 // Runs on the JavaScript thread for each finished wait; with no env when the
 // environment is gone (its cleanup hook gave the result back).
 void Report(Napi::Env env, Napi::Function, std::nullptr_t*, std::shared_ptr<Waiter>* data) {
@@ -167,7 +196,7 @@ void Report(Napi::Env env, Napi::Function, std::nullptr_t*, std::shared_ptr<Wait
   // The lock is this environment's now: release_all gives it back if the
   // environment ends holding it.
   if (w->result == nfl::kAcquired) w->slot->owner.store(&state);
-  callback.Call({Result(env, w->result, w->syscall)});
+  CallQuietly(env, callback, w->result, w->syscall);
 }
 
 // startWait(slot, callback): waits on a pool thread; callback(result) runs

@@ -94,6 +94,25 @@ describe('the process ends while waits are finishing', () => {
   }, 600_000);
 });
 
+describe('a worker that ends while its finished waits are being reported', () => {
+  requires('python3');
+
+  it.each(['throw', 'terminate'])(
+    'ending by %s within a few ms of its first lock arriving never takes the process down (12 rounds)',
+    async (mode) => {
+      const rounds = 12;
+      const proc = runNode(fixture('host-worker-teardown.mjs'), [String(rounds), '50', mode]);
+      const result = await succeeded<{ rounds: number; errors: string[]; errorCount: number }>(proc);
+      expect(proc.stderr).not.toMatch(/FATAL ERROR/);
+      expect(result.rounds).toBe(rounds);
+      // The worker's own uncaught exception reaches its 'error' event, and nothing else does.
+      expect(result.errors).toEqual(mode === 'throw' ? ['uncaught on purpose'] : []);
+      if (mode === 'throw') expect(result.errorCount).toBe(rounds);
+    },
+    300_000,
+  );
+});
+
 describe('many concurrent waits', () => {
   requires('python3', '/proc');
 
