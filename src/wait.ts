@@ -31,13 +31,21 @@ export function watchLimits(limits: WaitLimits, onExpire: (reason: unknown) => v
     stop();
     onExpire(signal!.reason);
   };
-  const timer =
-    deadline === Infinity
-      ? undefined
-      : setTimeout(() => {
-          stop();
-          onExpire(timeoutError(limits));
-        }, Math.max(0, deadline - performance.now()));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // setTimeout fires at once for a delay past MAX_TIMER_MS: a longer timeout
+  // is waited out in steps.
+  const arm = () => {
+    const left = deadline - performance.now();
+    timer = setTimeout(
+      () => {
+        if (performance.now() < deadline) return arm();
+        stop();
+        onExpire(timeoutError(limits));
+      },
+      Math.min(Math.max(0, left), MAX_TIMER_MS),
+    );
+  };
+  if (deadline !== Infinity) arm();
   signal?.addEventListener('abort', onAbort, { once: true });
   function stop(): void {
     if (timer !== undefined) clearTimeout(timer);
@@ -45,6 +53,9 @@ export function watchLimits(limits: WaitLimits, onExpire: (reason: unknown) => v
   }
   return stop;
 }
+
+/** The longest delay setTimeout takes (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 0x7fffffff;
 
 /**
  * Waits for a lock held by another thread or process. The addon blocks one

@@ -167,6 +167,19 @@ describe('exclusion inside one process', () => {
       await expectFree(path);
     });
 
+    it.each([2 ** 31, 30 * 24 * 3600 * 1000, Number.MAX_SAFE_INTEGER])(
+      'a timeout of %d ms, longer than a timer can run, waits for the lock instead of timing out at once',
+      async (timeout) => {
+        const path = resource();
+        const holder = makeHolder();
+        await holder.take(path);
+        const waiting = withFileLock(path, () => 'ran', { timeout });
+        expect(await settlesWithin(waiting, 300)).toBe('pending');
+        await holder.release(path);
+        await expect(waiting).resolves.toBe('ran');
+      },
+    );
+
     it('lock() with a timeout rejects the same way', async () => {
       const path = resource();
       const holder = makeHolder();
