@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve, sep, toNamespacedPath } from 'node:path';
 
 import { wrapFsError } from './errors.js';
@@ -29,6 +29,8 @@ interface Resolved extends LockPath {
   readonly probe: FileRef;
   /** The resource did not exist: it must still be missing for the cache to hold. */
   readonly missing: FileRef | undefined;
+  /** Resolved through a symlink to a missing file: never cached. */
+  readonly throughDanglingLink?: boolean;
 }
 
 export interface LockPath {
@@ -54,6 +56,9 @@ export function lockPathFor(resource: string, lockfilePath: string | undefined):
   const cached = cache.get(absolute);
   if (cached !== undefined && stillValid(cached)) return cached;
   const resolved = lockfilePath === undefined ? resolveResource(absolute, resource) : resolveLockfile(absolute, resource);
+  // A dangling symlink may be re-pointed at another missing file without a
+  // change one stat would see: resolved afresh every time.
+  if (resolved.throughDanglingLink) return resolved;
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   cache.set(absolute, resolved);
   return resolved;
@@ -74,7 +79,7 @@ function stillValid(entry: Resolved): boolean {
   return native.samePath(entry.probe) === 1;
 }
 
-function resolveResource(absolute: string, resource: string): Resolved {
+function resolveResource(absolute: string, resource: string, links = 0): Resolved {
   const probe = fileRef(absolute);
   if (native.recordPath(probe) === 0) {
     try {
@@ -84,6 +89,10 @@ function resolveResource(absolute: string, resource: string): Resolved {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapFsError(error, 'resolve', absolute, resource);
     }
   }
+  // A dangling symlink: opening it with O_CREAT creates its target, so the
+  // lock is the target's, as if the caller had named it.
+  const target = danglingTarget(absolute, resource, links);
+  if (target !== undefined) return { ...resolveResource(target, resource, links + 1), throughDanglingLink: true };
   // The resource may be created later, under the lock: resolve its parent.
   const parent = realParent(absolute, absolute + '.lock', resource);
   return withKey(join(parent.path, leafName(absolute) + '.lock'), parent.probe, fileRef(absolute));
@@ -94,6 +103,28 @@ function resolveLockfile(absolute: string, resource: string): Resolved {
   // only its directory is resolved.
   const { path, probe } = realParent(absolute, absolute, resource);
   return withKey(join(path, leafName(absolute)), probe, undefined);
+}
+
+// The kernel gives up after 40 links in one lookup (ELOOP).
+const MAX_LINKS = 40;
+
+/** Where the symlink at absolute points when nothing is there, else undefined. */
+function danglingTarget(absolute: string, resource: string, links: number): string | undefined {
+  let link: string;
+  try {
+    if (!lstatSync(absolute).isSymbolicLink()) return undefined;
+    link = readlinkSync(absolute);
+  } catch {
+    return undefined; // Nothing at the path at all (or it changed meanwhile): a plain missing file.
+  }
+  if (links >= MAX_LINKS) {
+    const error = Object.assign(new Error(`ELOOP: too many symbolic links, open '${absolute}'`), { code: 'ELOOP', syscall: 'open' });
+    throw wrapFsError(error, 'resolve', absolute, resource);
+  }
+  if (isAbsolute(link)) return WINDOWS ? resolve(link) : link;
+  // Relative to the directory that holds the link, read as the kernel walks it (no text normalisation of `..`).
+  const dir = realParent(absolute, absolute + '.lock', resource).path;
+  return WINDOWS ? resolve(dir, link) : (dir.endsWith(sep) ? dir : dir + sep) + link;
 }
 
 /** Resolves the directory of absolute; an error names lockPath, the lock file as spelled, like every lock error. */

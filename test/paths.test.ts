@@ -131,6 +131,33 @@ describe('spellings of one file', () => {
     expect(result).toEqual(['inner', false]);
   });
 
+  it('a symlink to a file that does not exist yet locks the file that opening it would create', async () => {
+    const { root, px } = layout(false);
+    const target = join(px, 'data.db');
+    symlinkSync('../px/data.db', join(root, 'pw', 'current.db'));
+    const held = (await tryLock(join(root, 'pw', 'current.db')))!;
+    expect(held.path).toBe(target + '.lock');
+    await expectExclusive(held, () => tryLock(target), target);
+    // A chain of links, relative ones read from the directory that holds each link.
+    symlinkSync('pw/current.db', join(root, 'latest.db'));
+    const chained = (await tryLock(join(root, 'latest.db')))!;
+    expect(chained.path).toBe(target + '.lock');
+    await chained.release();
+    // Re-pointed at another missing file, the link moves the lock with it.
+    rmSync(join(root, 'pw', 'current.db'));
+    symlinkSync(join(px, 'other.db'), join(root, 'pw', 'current.db'));
+    const moved = (await tryLock(join(root, 'pw', 'current.db')))!;
+    expect(moved.path).toBe(join(px, 'other.db.lock'));
+    await moved.release();
+  });
+
+  it('a loop of symlinks is an ELOOP error naming the path, not a hang', async () => {
+    const root = realpathSync(tempDir());
+    symlinkSync(join(root, 'b'), join(root, 'a'));
+    symlinkSync(join(root, 'a'), join(root, 'b'));
+    await expect(lock(join(root, 'a'), { timeout: 1_000 })).rejects.toMatchObject({ code: 'ELOOP' });
+  });
+
   it('re-pointing the symlink moves the lock to the new target', async () => {
     const { root, pw, real } = layout();
     const spelled = join(pw, 'a') + '/../f';
