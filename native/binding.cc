@@ -71,7 +71,8 @@ class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> 
   const char* syscall = "";
 
   // The claim is taken in this wait's name: until delivered, the lock is not
-  // its environment's to give back (see release_all).
+  // its environment's to give back (see release_all). Exclusive, and the
+  // attempt never steps back: this is the waiter others would step back for.
   int attempt() override { return Registry::instance().try_acquire(*slot, this, true, false, &syscall); }
   int block() override { return Registry::instance().wait_acquire(*slot, this, true, cancelled_, &syscall); }
   bool cancelled() const override { return cancelled_.load(); }
@@ -134,12 +135,13 @@ Napi::Value GetSlot(const Napi::CallbackInfo& info) {
                                                     [](Napi::Env, std::shared_ptr<Slot>* s) { delete s; });
 }
 
-// acquire(slot, mayYield): one attempt, never waits; see try_acquire.
+// acquire(slot, willWait): one attempt, never waits; see try_acquire.
+// Exclusive only: shared locks are not offered yet.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Slot& slot = *SlotArg(info[0]);
-  bool may_yield = info[1].As<Napi::Boolean>().Value();
+  bool will_wait = info[1].As<Napi::Boolean>().Value();
   const char* syscall = "";
-  int r = Registry::instance().try_acquire(slot, State(info.Env()).get(), true, may_yield, &syscall);
+  int r = Registry::instance().try_acquire(slot, State(info.Env()).get(), true, will_wait, &syscall);
   return Result(info.Env(), r, syscall);
 }
 

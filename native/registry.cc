@@ -114,10 +114,10 @@ void Registry::unclaim(Slot& s, bool may_keep) {
 constexpr auto kTurn = std::chrono::milliseconds(2);
 constexpr int kLookEvery = 16;
 
-int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield, const char** syscall) {
+int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_wait, const char** syscall) {
   if (!claim(s, owner)) return kBusy;
   int r = lock_claimed(s, exclusive, nullptr, syscall);
-  if (r == kAcquired && may_yield && ++s.streak % kLookEvery == 0) {
+  if (r == kAcquired && will_wait && ++s.streak % kLookEvery == 0) {
     auto now = std::chrono::steady_clock::now();
     if (now - s.streak_began >= kTurn) {
       if (others_waiting(s.handle)) {

@@ -78,10 +78,12 @@ class Registry {
 
   // Claims the slot and takes the file lock without waiting: kAcquired,
   // kBusy (claimed here or locked elsewhere), or an error, with *syscall
-  // naming the call that failed. With may_yield, a process that has kept taking the
-  // lock again without waiting for a while steps back (kBusy) once when
-  // another process is queued for it, so that waiter gets its turn.
-  int try_acquire(Slot& s, const void* owner, bool exclusive, bool may_yield, const char** syscall);
+  // naming the call that failed. With will_wait (the caller waits when
+  // busy; tryLock does not), a process whose turn is over steps back (kBusy)
+  // once when another process holds the queue ticket, so that waiter gets
+  // the lock. exclusive is always true here: shared locks are not offered
+  // yet.
+  int try_acquire(Slot& s, const void* owner, bool exclusive, bool will_wait, const char** syscall);
   // The same, blocking the calling dedicated thread until acquired, failed
   // or cancelled (kCancelled; nothing held).
   int wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled, const char** syscall);

@@ -96,7 +96,7 @@ const { registry: lines, context } = ((globalThis as Record<symbol, unknown>)[ST
  * synchronously when nothing has to wait, which is the common case and the
  * one that must be cheap.
  */
-function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle | undefined | Promise<Handle | undefined> {
+function acquire(pathArg: unknown, optionsArg: unknown, willWait: boolean): Handle | undefined | Promise<Handle | undefined> {
   const resource = validatePath(pathArg, 'path');
   const options = validateOptions(optionsArg);
   if (options.signal?.aborted) throw options.signal.reason;
@@ -112,10 +112,10 @@ function acquire(pathArg: unknown, optionsArg: unknown, wait: boolean): Handle |
     lines.set(key, entry);
     startSweeper();
   }
-  if (!entry.tryAcquire()) return wait ? acquireSlowly(entry, options, resource, false) : undefined;
-  const result = native.acquire(entry.slot, wait);
+  if (!entry.tryAcquire()) return willWait ? acquireSlowly(entry, options, resource, false) : undefined;
+  const result = native.acquire(entry.slot, willWait);
   if (result === ACQUIRED) return new Handle(entry, resource, store);
-  if (result === BUSY && wait) return acquireSlowly(entry, options, resource, true);
+  if (result === BUSY && willWait) return acquireSlowly(entry, options, resource, true);
   entry.release();
   if (result === BUSY) return undefined;
   throw failureError(result, lockPath, resource);

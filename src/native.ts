@@ -38,10 +38,10 @@ export interface Native {
   slot(lockPath: string): Slot;
   /**
    * Takes the slot's claim and locks the file if both are free now; never waits.
-   * With mayYield it answers BUSY now and then while another process is
-   * queued, after a run of acquisitions without waiting.
+   * With willWait (the caller waits when busy) it answers BUSY now and then
+   * while another process is queued, once this process's turn is over.
    */
-  acquire(slot: Slot, mayYield: boolean): Result;
+  acquire(slot: Slot, willWait: boolean): Result;
   /**
    * Unlocks and gives up the claim, closing the descriptor unless the lock is
    * hot: ACQUIRED or the unlock's failure.
