@@ -1,5 +1,5 @@
-// Argument and result conversion, and the waits. The registry and the
-// platform files do the locking.
+// Argument and result conversion, and the waits. The registry (the
+// process-wide slots) and the platform files do the locking.
 //
 // Results are ACQUIRED, BUSY (exported), or a failure { errno, syscall }: a
 // negative libuv error number and the call that failed, returned together

@@ -7,7 +7,7 @@
 //                    file (PathLock, src/in-process.ts)
 //   process-wide slot  one per canonical lock path, shared by every
 //                    worker_thread: the descriptor and the claim (Slot,
-//                    registry.h)
+//                    registry.h); the registry is their table
 //   claim            the right, held by one caller in the process at a time,
 //                    to lock, unlock, open or close a slot's descriptor
 //   descriptor       the open lock file: an fd on POSIX, a HANDLE on Windows
