@@ -1,9 +1,10 @@
-// Builds the flock shim (flock-shim.c) once per content into the system's
-// temp folder and describes the environments of the NFS model.
+// Builds the flock shim (flock-shim.c) once per content into the checkout's
+// node_modules/.cache (ignored by git, owned by whoever runs the tests, never
+// left behind in the system's temp folder) and describes the environments of
+// the NFS model.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,8 +21,7 @@ export function shimMissing() {
 export function buildShim() {
   const text = readFileSync(source);
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  // One folder per user: another user's build may not be writable.
-  const dir = join(tmpdir(), `nfl-nfs-model-${process.getuid?.() ?? 'user'}`);
+  const dir = join(source, '..', '..', '..', 'node_modules', '.cache', 'native-file-lock-nfs-model');
   const out = join(dir, `flock-shim-${hash}.so`);
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
