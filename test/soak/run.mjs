@@ -208,7 +208,9 @@ export async function runSoak({
   for (const inst of survivors) {
     const now = descriptors(inst.pid);
     const extra = [...now].filter(([fd, target]) => inst.baseline.get(fd) !== target);
-    const missing = [...inst.baseline].filter(([fd]) => !now.has(fd));
+    // The worker's own files (marker, counter, journal) must stay open; the
+    // runtime may close its own start-up reads (Node 24: /sys/devices/system/cpu/online).
+    const missing = [...inst.baseline].filter(([fd, target]) => !now.has(fd) && target.startsWith(dir));
     // The readdir of /proc/<pid>/fd is ours, not the worker's, so it never shows here.
     if (extra.length > 0 || missing.length > 0 || inst.paused.lockFds !== 0) {
       leaked += extra.length;
