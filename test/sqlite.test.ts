@@ -7,6 +7,7 @@ import { fixture, runNode, tempDir } from './helpers.js';
 // better-sqlite3 ships no types and @types/better-sqlite3 is not installed: describe what is used.
 interface Statement {
   get(...params: unknown[]): Record<string, unknown>;
+  run(...params: unknown[]): unknown;
 }
 interface Database {
   exec(sql: string): void;
@@ -14,7 +15,10 @@ interface Database {
   prepare(sql: string): Statement;
   close(): void;
 }
-const BetterSqlite3 = createRequire(import.meta.url)('better-sqlite3') as new (path: string) => Database;
+const BetterSqlite3 = createRequire(import.meta.url)('better-sqlite3') as new (
+  path: string,
+  options?: { timeout: number },
+) => Database;
 
 interface WriterResult {
   committed: number;
@@ -91,5 +95,31 @@ describe('read-then-write SQLite transactions from several processes', () => {
       counter: PROCESSES * TRANSACTIONS,
       integrity: 'ok',
     });
+  });
+});
+
+describe('a write outside the lock', () => {
+  it('fails a locked transaction between its read and its write at once, whatever the busy timeout', () => {
+    // Why the README runs schema steps under the lock too: SQLite does not call the busy
+    // handler when a read transaction asks to become a write transaction.
+    const database = createDatabase();
+    const locked = new BetterSqlite3(database, { timeout: 5000 });
+    const outside = new BetterSqlite3(database, { timeout: 5000 });
+    try {
+      locked.exec('BEGIN');
+      const { n } = locked.prepare('SELECT n FROM counter WHERE id = 1').get();
+      outside.exec('BEGIN IMMEDIATE'); // a schema step or pragma of another process, mid-write
+      const started = Date.now();
+      expect(() => locked.prepare('UPDATE counter SET n = ? WHERE id = 1').run((n as number) + 1)).toThrow(
+        expect.objectContaining({ code: 'SQLITE_BUSY' }),
+      );
+      // Well under the 5 s timeout: the busy handler never ran.
+      expect(Date.now() - started).toBeLessThan(2500);
+      outside.exec('ROLLBACK');
+      locked.exec('ROLLBACK');
+    } finally {
+      locked.close();
+      outside.close();
+    }
   });
 });
