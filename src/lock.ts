@@ -1,13 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 import { PathLock } from './in-process.js';
-import { Handle, releaseHandle, releaseQuietly, reentrantHandle, type FileLock } from './handle.js';
+import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
 import { waitForFile, type WaitLimits } from './wait.js';
 
-export type { FileLock } from './handle.js';
+export type { FileLock } from './held-lock.js';
 
 /**
  * Runs fn while holding the lock for path and releases it however fn ends.
@@ -18,9 +18,9 @@ export type { FileLock } from './handle.js';
 export function withFileLock<T>(path: LockPath, fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<Awaited<T>> {
   try {
     if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`);
-    const acquired = acquire(path, options, true);
-    if (acquired instanceof Handle) return runHolding(acquired, fn);
-    return (acquired as Promise<Handle>).then((handle) => runHolding(handle, fn));
+    const held = hold(path, options, true);
+    if (held instanceof HeldLock) return runHolding(held, fn);
+    return (held as Promise<HeldLock>).then((h) => runHolding(h, fn));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -28,30 +28,30 @@ export function withFileLock<T>(path: LockPath, fn: () => T | PromiseLike<T>, op
 
 // Written without async/await: every promise costs a hook call per
 // AsyncLocalStorage on Node 20, and a synchronous fn needs none until the end.
-function runHolding<T>(handle: Handle, fn: () => T | PromiseLike<T>): Promise<Awaited<T>> {
+function runHolding<T>(held: HeldLock, fn: () => T | PromiseLike<T>): Promise<Awaited<T>> {
   let result: T | PromiseLike<T>;
   try {
     // Every fn runs in its own hold's context, nested ones too: a same-path
     // call at any depth finds a live hold even after the outer fn returned.
-    result = context.run(handle, fn);
+    result = context.run(held, fn);
   } catch (error) {
-    releaseQuietly(handle);
+    releaseHeldQuietly(held);
     return Promise.reject(error);
   }
   if (isThenable(result)) {
     return Promise.resolve(result).then(
       (value) => {
-        releaseHandle(handle);
+        releaseHeld(held);
         return value as Awaited<T>;
       },
       (error: unknown) => {
-        releaseQuietly(handle);
+        releaseHeldQuietly(held);
         throw error;
       },
     );
   }
   try {
-    releaseHandle(handle);
+    releaseHeld(held);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -64,12 +64,12 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 /** Waits for the lock for path (within options.timeout / options.signal) and returns it. */
 export async function lock(path: LockPath, options?: LockOptions): Promise<FileLock> {
-  return (await acquire(path, options, true))!;
+  return (await hold(path, options, true))!;
 }
 
 /** Takes the lock for path if it is free right now; never waits. */
 export async function tryLock(path: LockPath, options?: LockOptions): Promise<FileLock | undefined> {
-  return acquire(path, options, false);
+  return hold(path, options, false);
 }
 
 // --- acquisition -----------------------------------------------------------
@@ -78,13 +78,13 @@ interface ThreadState {
   /** This thread's per-thread line for each lock file, by LockPath.key; see PathLock. (The field's name is part of the v2 layout.) */
   readonly registry: Map<string, PathLock>;
   /** The innermost lock held by the running withFileLock callback, for reentrancy. */
-  readonly context: AsyncLocalStorage<Handle>;
+  readonly context: AsyncLocalStorage<HeldLock>;
 }
 
 // Shared through the global object by every copy of this package loaded in
 // the thread (two installs of it in one application), so that they queue in
-// one line. The key names the layout: copies whose state or handles differ
-// (v1 handles had public fields) keep apart.
+// one line. The key names the layout: copies whose state or held locks differ
+// (v1 held locks had public fields) keep apart.
 const STATE = Symbol.for('native-file-lock.thread-state.v2');
 const { registry: lines, context } = ((globalThis as Record<symbol, unknown>)[STATE] ??= {
   registry: new Map(),
@@ -96,14 +96,14 @@ const { registry: lines, context } = ((globalThis as Record<symbol, unknown>)[ST
  * synchronously when nothing has to wait, which is the common case and the
  * one that must be cheap.
  */
-function acquire(pathArg: unknown, optionsArg: unknown, willWait: boolean): Handle | undefined | Promise<Handle | undefined> {
+function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLock | undefined | Promise<HeldLock | undefined> {
   const resource = validatePath(pathArg, 'path');
   const options = validateOptions(optionsArg);
   if (options.signal?.aborted) throw options.signal.reason;
   const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
 
   const store = context.getStore();
-  const reentrant = reentrantHandle(store, key, resource);
+  const reentrant = reentrantHeld(store, key, resource);
   if (reentrant !== undefined) return reentrant;
 
   let entry = lines.get(key);
@@ -112,17 +112,17 @@ function acquire(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hand
     lines.set(key, entry);
     startSweeper();
   }
-  if (!entry.tryAcquire()) return willWait ? acquireSlowly(entry, options, resource, false) : undefined;
+  if (!entry.tryAcquire()) return willWait ? holdSlowly(entry, options, resource, false) : undefined;
   const result = native.acquire(entry.slot, willWait);
-  if (result === ACQUIRED) return new Handle(entry, resource, store);
-  if (result === BUSY && willWait) return acquireSlowly(entry, options, resource, true);
+  if (result === ACQUIRED) return new HeldLock(entry, resource, store);
+  if (result === BUSY && willWait) return holdSlowly(entry, options, resource, true);
   entry.release();
   if (result === BUSY) return undefined;
   throw failureError(result, lockPath, resource);
 }
 
 /** Waits for the head of the per-thread line (unless it is ours already), then for the file lock. */
-async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: string, atHead: boolean): Promise<Handle> {
+async function holdSlowly(entry: PathLock, options: ValidOptions, resource: string, atHead: boolean): Promise<HeldLock> {
   const started = performance.now();
   const limits: WaitLimits = {
     signal: options.signal,
@@ -141,13 +141,13 @@ async function acquireSlowly(entry: PathLock, options: ValidOptions, resource: s
     entry.release();
     throw error;
   }
-  const handle = new Handle(entry, resource, context.getStore());
+  const held = new HeldLock(entry, resource, context.getStore());
   // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
-    releaseQuietly(handle);
+    releaseHeldQuietly(held);
     throw options.signal.reason;
   }
-  return handle;
+  return held;
 }
 
 // --- idle descriptors --------------------------------------------------------

@@ -17,28 +17,29 @@ export interface FileLock {
   [Symbol.dispose](): void;
 }
 
-// The module's ways into a handle's private fields; assigned in Handle's
-// static block so that a handle itself shows nothing but its public members.
-let heldIn: (store: Handle | undefined, key: string) => Handle | undefined;
-let share: (outer: Handle, resource: string, store: Handle | undefined) => Handle;
-let releaseSync: (handle: Handle) => void;
+// The module's ways into a held lock's private fields; assigned in HeldLock's
+// static block so that a held lock itself shows nothing but its public members.
+let heldIn: (store: HeldLock | undefined, key: string) => HeldLock | undefined;
+let share: (outer: HeldLock, resource: string, store: HeldLock | undefined) => HeldLock;
+let releaseSync: (held: HeldLock) => void;
 
-export class Handle implements FileLock {
+/** The FileLock that lock(), tryLock() and withFileLock create; one per hold. */
+export class HeldLock implements FileLock {
   #released = false;
   readonly #entry: PathLock;
   readonly #resource: string;
   /**
-   * The handle that took the lock. A reentrant handle shares it: the file
-   * stays locked until the root and every reentrant handle are released,
-   * so nested work that outlives the outer callback never runs unlocked.
+   * The held lock that took the lock. A reentrant held lock shares it: the
+   * file stays locked until the root and every reentrant held lock are
+   * released, so nested work that outlives the outer callback never runs unlocked.
    */
-  readonly #root: Handle;
-  /** On the root: handles not yet released, itself included. */
+  readonly #root: HeldLock;
+  /** On the root: held locks not yet released, itself included. */
   #holds = 1;
-  /** The hold of the withFileLock callback this handle was taken in. */
-  readonly #outer: Handle | undefined;
+  /** The hold of the withFileLock callback this held lock was taken in. */
+  readonly #outer: HeldLock | undefined;
 
-  constructor(entry: PathLock, resource: string, outer: Handle | undefined, root?: Handle) {
+  constructor(entry: PathLock, resource: string, outer: HeldLock | undefined, root?: HeldLock) {
     this.#entry = entry;
     this.#resource = resource;
     this.#outer = outer;
@@ -97,35 +98,35 @@ export class Handle implements FileLock {
 
   static {
     heldIn = (store, key) => {
-      // A store set by another copy of this package holds handles this class cannot read.
+      // A store set by another copy of this package holds held locks this class cannot read.
       for (let h = store; h !== undefined && #outer in h; h = h.#outer) {
         if (h.#entry.key === key && !h.#released) return h;
       }
       return undefined;
     };
-    share = (outer, resource, store) => new Handle(outer.#entry, resource, store, outer.#root);
-    releaseSync = (handle) => handle.#releaseSync();
+    share = (outer, resource, store) => new HeldLock(outer.#entry, resource, store, outer.#root);
+    releaseSync = (held) => held.#releaseSync();
   }
 }
 
 /**
- * A reentrant handle when a withFileLock callback around this call (store
+ * A reentrant held lock when a withFileLock callback around this call (store
  * and the holds it was taken in) holds the lock file of key (see LockPath.key),
  * else undefined.
  */
-export function reentrantHandle(store: Handle | undefined, key: string, resource: string): Handle | undefined {
+export function reentrantHeld(store: HeldLock | undefined, key: string, resource: string): HeldLock | undefined {
   const outer = heldIn(store, key);
   return outer === undefined ? undefined : share(outer, resource, store);
 }
 
-export function releaseHandle(handle: Handle): void {
-  releaseSync(handle);
+export function releaseHeld(held: HeldLock): void {
+  releaseSync(held);
 }
 
 /** Release when an error is already on its way to the caller. */
-export function releaseQuietly(handle: Handle): void {
+export function releaseHeldQuietly(held: HeldLock): void {
   try {
-    releaseSync(handle);
+    releaseSync(held);
   } catch {
     // The caller's error matters more; the lock is dropped either way.
   }
