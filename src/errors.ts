@@ -1,19 +1,58 @@
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 
-/** Codes of the errors this library creates itself (system errors keep their own). */
+/**
+ * A {@link FileLockError}'s `code`. The library's own codes:
+ * - `'ELOCKTIMEOUT'`: `options.timeout` ran out ({@link LockTimeoutError}).
+ * - `'ELOCKUNSUPPORTED'`: the file system cannot lock (`flock` answered
+ *   `ENOLCK`, `EOPNOTSUPP`, `ENOSYS` or `EINVAL`); the library fails closed.
+ * - `'EDEADLK'`: a wait for a lock this thread holds, with nothing left in the
+ *   thread that could release it.
+ *
+ * Any other string is a system error's libuv name, the same on POSIX and
+ * Windows: `'ENOENT'`, `'ENOTDIR'`, `'EACCES'`, `'EPERM'`, `'EROFS'`,
+ * `'ELOOP'`, `'EISDIR'`, `'EFTYPE'`, `'ENOSPC'`, `'ENAMETOOLONG'`, `'EBADF'`,
+ * `'EAGAIN'` (no wait thread). The README's "Errors" table says what to do
+ * for each.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof FileLockError && error.code === 'ELOCKTIMEOUT') retryLater();
+ * ```
+ */
 export type FileLockErrorCode = 'ELOCKTIMEOUT' | 'ELOCKUNSUPPORTED' | 'EDEADLK' | (string & {});
 
 /**
- * Every failure to lock or unlock: a system error (code such as 'EACCES',
- * with errno and syscall) or one of the library's own codes. `path` is the
- * lock file; `resource` the path the caller asked to protect.
+ * Every failure to lock or unlock: a system error (code such as `'EACCES'`,
+ * with `errno` and `syscall`) or one of the library's own codes (see
+ * {@link FileLockErrorCode}). The message names the lock file. Nothing is
+ * held when a lock call rejects with it. Bad arguments are a `TypeError` or
+ * `RangeError` instead, and an abort rejects with the signal's reason.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await withFileLock('/var/lib/app/data.db', work);
+ * } catch (error) {
+ *   if (error instanceof FileLockError) console.error(error.code, error.path);
+ *   throw error;
+ * }
+ * ```
  */
 export class FileLockError extends Error {
   override name = 'FileLockError';
+  /** What went wrong: one of the library's codes or a system error's libuv name. */
   readonly code: FileLockErrorCode;
+  /** For system errors: the negative libuv error number (as Node's fs errors have it). */
   readonly errno?: number;
+  /**
+   * For system errors: the failed call. `'flock'` on Linux and macOS,
+   * `'LockFileEx'`/`'UnlockFileEx'` on Windows, `'pthread_create'`/`'CreateThread'`
+   * for a wait thread, or the file call that failed (`'open'`, `'realpath'`, ...).
+   */
   readonly syscall?: string;
+  /** The lock file. */
   readonly path: string;
+  /** The path the caller asked to protect. */
   readonly resource?: string;
 
   constructor(
@@ -29,7 +68,18 @@ export class FileLockError extends Error {
   }
 }
 
-/** The wait ran out of time; nothing is held. */
+/**
+ * The wait ran out of `options.timeout`; nothing is held. Its code is
+ * `'ELOCKTIMEOUT'`, `path` the lock file.
+ *
+ * @example
+ * ```ts
+ * await withFileLock('data.db', work, { timeout: 1000 }).catch((error) => {
+ *   if (!(error instanceof LockTimeoutError)) throw error;
+ *   console.warn(`busy for ${error.waited} ms`);
+ * });
+ * ```
+ */
 export class LockTimeoutError extends FileLockError {
   override name = 'LockTimeoutError';
   /** Whole milliseconds spent waiting, the figure the message gives. */

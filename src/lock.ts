@@ -10,10 +10,49 @@ import { waitForFile, type WaitLimits } from './wait.js';
 export type { FileLock } from './held-lock.js';
 
 /**
- * Runs fn while holding the lock for path and releases it however fn ends.
- * Resolves to fn's value and rejects with fn's error unchanged. A call for
- * the same path inside fn (its async context, at any depth of nesting, awaited
- * or not) runs at once while this hold lasts.
+ * Runs `fn` while holding the exclusive lock for `path`, and releases it
+ * however `fn` ends. Resolves to `fn`'s value; rejects with `fn`'s error
+ * unchanged. A call for the same path inside `fn` (its async context, at any
+ * depth of nesting, awaited or not) runs at once, sharing this hold.
+ *
+ * The lock is taken on the empty sidecar file `<canonical path>.lock` (or
+ * `options.lockfilePath`), never on `path` itself: callers in this thread
+ * queue in FIFO order, then one attempt `flock(fd, LOCK_EX | LOCK_NB)`
+ * (`LockFileEx` on Windows); a busy lock is waited for on one of the addon's
+ * wait threads, within `options.timeout` and `options.signal`. The kernel
+ * drops the lock if the process dies.
+ *
+ * **Platform-specific behavior** (may change):
+ * - Linux, macOS: `flock(2)`, advisory: it excludes only programs that
+ *   `flock` the same file (flock(1), Python's `fcntl.flock`); on local Linux
+ *   file systems `fcntl`/`lockf` record locks do not see it. A wait blocks in
+ *   `flock(LOCK_EX)` (on Linux behind a queue ticket, an OFD lock on byte 0),
+ *   or polls every 1 ms if the host has taken over the addon's wake signal.
+ * - Windows: `LockFileEx(LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY)`
+ *   on bytes 0 to 2^64−1 of the lock file, a mandatory lock; a wait polls it
+ *   every 1 ms.
+ * - NFS, SMB/CIFS (Linux): `flock` is emulated with a whole-file record lock
+ *   that the server arbitrates and that every `fcntl`/`lockf` lock on the file
+ *   sees; waiters take no ticket. A file system that cannot lock at all fails
+ *   with `ELOCKUNSUPPORTED`: `fn` never runs unlocked.
+ *
+ * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
+ * @param fn - The work to run under the lock, sync or async.
+ * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`.
+ * @returns A promise of `fn`'s awaited value.
+ * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
+ * @throws {FileLockError} `EDEADLK`: this thread holds the lock outside `fn` and nothing left could release it.
+ * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock; `EAGAIN`: no wait thread could be started.
+ * @throws {FileLockError} From the lock file: `ENOENT`, `ENOTDIR`, `EACCES`/`EPERM`, `EROFS`, `ELOOP` (a symlink there),
+ *   `EISDIR`, `ENAMETOOLONG`, `EBADF` (NFS, read-only lock file). Each names the lock file in `path`.
+ * @throws `options.signal.reason` when the signal aborts, also when it was aborted before the call.
+ * @throws {TypeError} A bad `path`, `fn` or option, or an unknown option name (`RangeError`: a negative or NaN `timeout`).
+ * @throws Whatever `fn` throws, unchanged, after the lock is released.
+ * @example
+ * ```ts
+ * const id = await withFileLock('tasks.db', () => addTask('write the README'), { timeout: 5000 });
+ * ```
+ * @see The package README, "Errors" and "Guarantees and limits".
  */
 export function withFileLock<T>(path: LockPath, fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<Awaited<T>> {
   try {
@@ -62,12 +101,83 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
 }
 
-/** Waits for the lock for path (within options.timeout / options.signal) and returns it. */
+/**
+ * Waits for the exclusive lock for `path` and returns it held; release it
+ * with `release()`, or `await using`. Prefer {@link withFileLock}, which
+ * cannot forget to release.
+ *
+ * One attempt `flock(fd, LOCK_EX | LOCK_NB)` (`LockFileEx` on Windows) on the
+ * lock file `<canonical path>.lock` (or `options.lockfilePath`); while it is
+ * busy, callers of this thread queue in FIFO order, and the head waits on one
+ * of the addon's wait threads, within `options.timeout` and `options.signal`.
+ * A second `lock` of the same path in this thread waits for the first to be
+ * released, on every platform (inside a `withFileLock` callback it is
+ * reentrant instead); other `worker_threads` wait like other processes.
+ *
+ * **Platform-specific behavior** (may change):
+ * - Linux, macOS: `flock(2)`, advisory; a wait blocks in `flock(LOCK_EX)`
+ *   (on Linux behind a queue ticket, an OFD lock on byte 0).
+ * - Windows: `LockFileEx` on bytes 0 to 2^64−1 of the lock file, mandatory;
+ *   a wait polls it every 1 ms.
+ * - NFS, SMB/CIFS (Linux): `flock` is emulated with a server-arbitrated
+ *   whole-file record lock that `fcntl`/`lockf` locks see too; a file system
+ *   that cannot lock fails with `ELOCKUNSUPPORTED`.
+ *
+ * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
+ * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`.
+ * @returns The held lock, a {@link FileLock}.
+ * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
+ * @throws {FileLockError} `EDEADLK`: this thread holds the lock and nothing left could release it.
+ * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock; `EAGAIN`: no wait thread could be started.
+ * @throws {FileLockError} From the lock file: `ENOENT`, `ENOTDIR`, `EACCES`/`EPERM`, `EROFS`, `ELOOP`, `EISDIR`,
+ *   `ENAMETOOLONG`, `EBADF`. See the README's "Errors" table.
+ * @throws `options.signal.reason` when the signal aborts, also when it was aborted before the call.
+ * @throws {TypeError} A bad `path` or option, or an unknown option name (`RangeError`: a negative or NaN `timeout`).
+ * @example
+ * ```ts
+ * await using held = await lock('data.db', { timeout: 5000 });
+ * // held.release() runs at the end of the block
+ * ```
+ */
 export async function lock(path: LockPath, options?: LockOptions): Promise<FileLock> {
   return (await hold(path, options, true))!;
 }
 
-/** Takes the lock for path if it is free right now; never waits. */
+/**
+ * Takes the exclusive lock for `path` if it is free right now, or resolves
+ * to `undefined`; never waits (`options.timeout` is ignored).
+ *
+ * One `flock(fd, LOCK_EX | LOCK_NB)` (`LockFileEx` with
+ * `LOCKFILE_FAIL_IMMEDIATELY` on Windows) on the lock file
+ * `<canonical path>.lock` (or `options.lockfilePath`). It answers
+ * `undefined` when another process, worker thread or caller of this thread
+ * holds the lock or is being granted it; inside a `withFileLock` callback
+ * for the same path it returns a reentrant held lock.
+ *
+ * **Platform-specific behavior** (may change):
+ * - Linux, macOS: `flock(2)`, advisory; `EWOULDBLOCK` (contention) means busy.
+ * - Windows: `LockFileEx` on bytes 0 to 2^64−1 of the lock file, mandatory;
+ *   `ERROR_LOCK_VIOLATION`, or a lock file another program opened sharing
+ *   nothing or that is being deleted, means busy.
+ * - NFS, SMB/CIFS (Linux): `flock` is emulated with a server-arbitrated
+ *   whole-file record lock, so `fcntl`/`lockf` locks on the file make it busy
+ *   too; a file system that cannot lock fails with `ELOCKUNSUPPORTED`.
+ *
+ * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
+ * @param options - {@link LockOptions}: `signal` (checked once) and `lockfilePath`.
+ * @returns The held lock, a {@link FileLock}, or `undefined` when the lock is busy.
+ * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock.
+ * @throws {FileLockError} From the lock file: `ENOENT`, `ENOTDIR`, `EACCES`/`EPERM`, `EROFS`, `ELOOP`, `EISDIR`,
+ *   `ENAMETOOLONG`, `EBADF`. See the README's "Errors" table.
+ * @throws `options.signal.reason` when the signal was aborted before the call.
+ * @throws {TypeError} A bad `path` or option, or an unknown option name (`RangeError`: a negative or NaN `timeout`).
+ * @example
+ * ```ts
+ * const held = await tryLock('cache/index.json');
+ * if (held === undefined) return; // someone else is updating it
+ * try { await rebuildIndex(); } finally { await held.release(); }
+ * ```
+ */
 export async function tryLock(path: LockPath, options?: LockOptions): Promise<FileLock | undefined> {
   return hold(path, options, false);
 }

@@ -2,24 +2,55 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * A path as Node's fs takes it: a string, a `file:` URL, or a Buffer holding
- * UTF-8. Relative paths are resolved against the current directory.
+ * UTF-8. Relative paths are resolved against the current directory at the
+ * time of the call. Anything else, an empty path, a NUL byte, another URL
+ * scheme or a Buffer that is not UTF-8 is a `TypeError`.
+ *
+ * @example
+ * ```ts
+ * await withFileLock(new URL('./data.db', import.meta.url), work);
+ * ```
  */
 export type LockPath = string | URL | Buffer;
 
-/** Options shared by withFileLock, lock and tryLock. */
+/**
+ * Options shared by {@link withFileLock}, {@link lock} and {@link tryLock}.
+ * Validated on each call: an unknown name (a misspelled `timeOut`) or a value
+ * of the wrong type is a `TypeError`, so it never silently waits forever.
+ *
+ * @example
+ * ```ts
+ * await withFileLock('data.db', work, { timeout: 5000, signal: AbortSignal.timeout(10_000) });
+ * ```
+ */
 export interface LockOptions {
   /**
-   * Milliseconds to wait for the lock before rejecting with a
-   * LockTimeoutError (code 'ELOCKTIMEOUT'). Default: wait forever.
-   * 0 makes one attempt. Ignored by tryLock, which never waits.
+   * Milliseconds to wait for the lock, in this thread's line and for other
+   * threads and processes, before rejecting with a `LockTimeoutError`
+   * (code `'ELOCKTIMEOUT'`, nothing held).
+   *
+   * Default: `Infinity`, wait forever. `0` makes one attempt. Must be a
+   * number (else `TypeError`), not negative and not NaN (else `RangeError`).
+   * Ignored by tryLock, which never waits.
    */
   timeout?: number;
-  /** Rejects the wait with signal.reason when aborted; nothing stays held. */
+  /**
+   * Aborts the wait: the call rejects at once with `signal.reason`, also when
+   * the signal is already aborted before the call (tryLock included), and
+   * nothing stays held, even if the lock was granted in the same instant.
+   *
+   * Default: none. Must be an `AbortSignal` (else `TypeError`).
+   */
   signal?: AbortSignal;
   /**
    * The lock file to use instead of `<canonical path>.lock`. Its directory is
-   * resolved as the kernel walks it (symlinks first, then `..`); the file
-   * itself must not be a symlink.
+   * resolved as the kernel walks it (symlinks first, then `..`) and must
+   * exist (`ENOENT`); the file itself is created if missing and must not be a
+   * symlink (`ELOOP`) or a directory (`EISDIR`).
+   *
+   * Default: `<canonical path>.lock`, next to the resource. Validated like
+   * `path`: a string, a `file:` URL or a UTF-8 Buffer, not empty, no NUL
+   * byte (else `TypeError`).
    */
   lockfilePath?: LockPath;
 }
