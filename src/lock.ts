@@ -41,7 +41,7 @@ export type { FileLock } from './held-lock.js';
  * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`.
  * @returns A promise of `fn`'s awaited value.
  * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
- * @throws {FileLockError} `EDEADLK`: this thread holds the lock outside `fn` and nothing left could release it.
+ * @throws {FileLockError} `EDEADLK`: this thread already holds the lock (not in an enclosing `fn`) and nothing left could release it.
  * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock; `EAGAIN`: no wait thread could be started.
  * @throws {FileLockError} From the lock file: `ENOENT`, `ENOTDIR`, `EACCES`/`EPERM`, `EROFS`, `ELOOP` (a symlink there),
  *   `EISDIR`, `ENAMETOOLONG`, `EBADF` (NFS, read-only lock file). Each names the lock file in `path`.
