@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as esm from 'native-file-lock';
 import { lock, tryLock, withFileLock, FileLockError, LockTimeoutError } from 'native-file-lock';
 
-import { Agent, settlesWithin, sleep, tempDir, resourceIn } from './helpers.js';
+import { Agent, expectFree, settlesWithin, sleep, tempDir, resourceIn } from './helpers.js';
 
 // Another process is the only honest judge of whether a lock is still held:
 // a tryLock in this process would reuse this process's own descriptor.
@@ -18,14 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent.stop();
 });
-
-/** Nothing holds the lock: neither another process nor this one is kept out. */
-async function expectFree(path: string): Promise<void> {
-  expect(await agent.canLock(path)).toBe(true);
-  const handle = await tryLock(path);
-  expect(handle).toBeDefined();
-  await handle!.release();
-}
 
 describe('withFileLock', () => {
   it('resolves to the value a synchronous fn returns', async () => {
@@ -58,7 +50,7 @@ describe('withFileLock', () => {
       throw error;
     }).catch((e: unknown) => e);
     expect(caught).toBe(error);
-    await expectFree(path);
+    await expectFree(agent, path);
   });
 
   it('rethrows the very error an asynchronous fn rejects with and releases the lock', async () => {
@@ -69,7 +61,7 @@ describe('withFileLock', () => {
       throw error;
     }).catch((e: unknown) => e);
     expect(caught).toBe(error);
-    await expectFree(path);
+    await expectFree(agent, path);
   });
 
   it('rethrows a thrown non-Error value unchanged', async () => {

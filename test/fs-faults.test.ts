@@ -4,8 +4,8 @@
 // FUSE file system with and without lock forwarding. Each failure must be a
 // FileLockError whose code says what went wrong and whose message names the
 // lock file, with nothing left held or open.
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,59 +13,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FileLockError, tryLock, withFileLock } from 'native-file-lock';
 
-import { requires, skipWithout } from './helpers.js';
+import { fileLockError, openFiles, requires, runSync, skipWithout } from './helpers.js';
+import { flockProbe, letGo, pythonHolder } from './peers.js';
 
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 const indexUrl = pathToFileURL(join(packageRoot, 'dist/esm/index.js')).href;
 
-// Tools other than node must not inherit a sanitizer preload meant for node.
-const { LD_PRELOAD: _preload, ...plainEnv } = process.env;
-
-function sh(command: string, args: string[], options: SpawnSyncOptions = {}) {
-  const out = spawnSync(command, args, { encoding: 'utf8', env: plainEnv, ...options });
-  if (out.error) throw out.error;
-  return { status: out.status, stdout: String(out.stdout), stderr: String(out.stderr) };
-}
-
 function must(command: string, args: string[]): void {
-  const out = sh(command, args);
+  const out = runSync(command, args);
   if (out.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${out.status}): ${out.stderr}`);
-}
-
-/** flock(1) -n on the lock file: 'held' if another process holds it. */
-function flockProbe(lockPath: string): 'held' | 'free' {
-  return sh('flock', ['-n', lockPath, 'true']).status === 0 ? 'free' : 'held';
-}
-
-/** A Python process holding flock(2) on path until stopped. */
-async function pythonHolder(path: string): Promise<{ stop(): Promise<void> }> {
-  const code = 'import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint("held", flush=True)\nsys.stdin.read()';
-  const child = spawn('python3', ['-c', code, path], { stdio: ['pipe', 'pipe', 'inherit'], env: plainEnv });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => chunk.includes('held') && resolve());
-    void exited.then(() => reject(new Error(`python could not lock ${path}`)));
-  });
-  return {
-    stop: async () => {
-      child.stdin.end();
-      await exited;
-    },
-  };
 }
 
 /** Lock files of this process that are open right now under dir. */
 function openLockFilesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir)) out.push(target);
-    } catch {
-      // The readdir descriptor itself.
-    }
-  }
-  return out;
+  return openFiles().filter((target) => target.startsWith(dir));
 }
 
 /**
@@ -95,13 +56,9 @@ function lockInChild(resource: string, options: { user?: string; env?: Record<st
 
 async function lockError(resource: string, options?: Parameters<typeof withFileLock>[2]): Promise<FileLockError> {
   let ran = false;
-  const error = await withFileLock(resource, () => (ran = true), options).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const error = await fileLockError(() => withFileLock(resource, () => (ran = true), options));
   expect(ran).toBe(false);
-  expect(error).toBeInstanceOf(FileLockError);
-  return error as FileLockError;
+  return error;
 }
 
 let root: string;
@@ -122,10 +79,10 @@ beforeAll(() => {
 afterAll(() => {
   // Innermost first; a lazy unmount if something still holds a mount busy.
   for (const target of mounts.reverse()) {
-    if (sh('umount', [target]).status !== 0) sh('umount', ['-l', target]);
+    if (runSync('umount', [target]).status !== 0) runSync('umount', ['-l', target]);
   }
   // rm(1) removes trees deeper than PATH_MAX; rmSync cannot.
-  if (process.platform !== 'win32') sh('rm', ['-rf', root]);
+  if (process.platform !== 'win32') runSync('rm', ['-rf', root]);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -356,13 +313,14 @@ describe('a FUSE file system (bindfs)', () => {
     }));
     expect(seen).toEqual({ throughMount: 'held', throughBacking: 'free' });
     // And the other way round: a holder on the backing directory is invisible through the mount.
-    const holder = await pythonHolder(join(backing, 'data.lock'));
+    const holder = pythonHolder(join(backing, 'data.lock'));
     try {
+      await holder.waitForOutput('locked');
       const lock = await tryLock(join(plain, 'data'));
       expect(lock).toBeDefined();
       await lock!.release();
     } finally {
-      await holder.stop();
+      await letGo(holder);
     }
   });
 
@@ -370,11 +328,12 @@ describe('a FUSE file system (bindfs)', () => {
     const seen = await withFileLock(join(forwarding, 'data'), () => flockProbe(join(backing, 'data.lock')));
     expect(seen).toBe('held');
     expect(flockProbe(join(backing, 'data.lock'))).toBe('free');
-    const holder = await pythonHolder(join(backing, 'data.lock'));
+    const holder = pythonHolder(join(backing, 'data.lock'));
     try {
+      await holder.waitForOutput('locked');
       expect(await tryLock(join(forwarding, 'data'))).toBeUndefined();
     } finally {
-      await holder.stop();
+      await letGo(holder);
     }
   });
 });

@@ -1,11 +1,15 @@
-// Shared utilities for the test suite: temp dirs, real child processes,
-// descriptor accounting and waiting on conditions with generous deadlines.
-import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+// Shared utilities for the test suite: temp dirs, waiting on conditions with
+// generous deadlines, what a test requires of the machine, descriptor
+// accounting, real child processes, and the agent (a second process that locks
+// on command). Peers that are other programs (flock(1), Python) are in peers.ts.
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeEach, onTestFinished, type TestContext } from 'vitest';
+import { beforeEach, expect, onTestFinished, type TestContext } from 'vitest';
+
+import { FileLockError, tryLock } from 'native-file-lock';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -96,7 +100,10 @@ function onPath(name: string): boolean {
 
 const isRoot = () => process.getuid?.() === 0;
 
-/** Why the machine lacks the requirement, or undefined if it has it. */
+/** Node's C headers, for building a small addon in a test. */
+export const NODE_HEADERS = join(dirname(process.execPath), '..', 'include', 'node');
+
+/** Per requirement: why the machine lacks it, or undefined if it has it. */
 const CHECKS: Record<Requirement, () => string | undefined> = {
   posix: () => (process.platform === 'win32' ? 'asserts POSIX file modes and signals (this is win32)' : undefined),
   linux: () => (process.platform === 'linux' ? undefined : `asserts Linux behaviour (this is ${process.platform})`),
@@ -138,9 +145,6 @@ const CHECKS: Record<Requirement, () => string | undefined> = {
   },
   'node headers': () => (existsSync(join(NODE_HEADERS, 'node_api.h')) ? undefined : `Node's C headers are not in ${NODE_HEADERS}`),
 };
-
-/** Node's C headers, for building a small addon in a test. */
-export const NODE_HEADERS = join(dirname(process.execPath), '..', 'include', 'node');
 
 const checked = new Map<Requirement, string | undefined>();
 
@@ -196,6 +200,7 @@ export function openFiles(pid: number | 'self' = 'self'): string[] {
   return targets;
 }
 
+/** How many descriptors this process has open. */
 export function fdCount(): number {
   return openFiles().length;
 }
@@ -287,17 +292,44 @@ export class Proc {
   }
 }
 
+/** node running script (this node binary, with this process's environment). */
 export function runNode(script: string, args: readonly string[] = [], options: SpawnOptions = {}): Proc {
   return new Proc(process.execPath, [script, ...args], options);
 }
 
-/** util-linux flock(1). */
-export function runFlock(args: readonly string[]): Proc {
-  return new Proc('flock', args);
+/** This process's environment without LD_PRELOAD: a sanitizer runtime preloaded into node is not meant for other programs. */
+export const plainEnv: NodeJS.ProcessEnv = (({ LD_PRELOAD: _preload, ...rest }) => rest)(process.env);
+
+/** Runs a program other than node to its end (with plainEnv unless options say otherwise). */
+export function runSync(command: string, args: readonly string[], options: SpawnSyncOptions = {}): { status: number | null; stdout: string; stderr: string } {
+  const out = spawnSync(command, args, { encoding: 'utf8', env: plainEnv, ...options });
+  if (out.error) throw out.error;
+  return { status: out.status, stdout: String(out.stdout), stderr: String(out.stderr) };
 }
 
-export function runPython(code: string, args: readonly string[] = []): Proc {
-  return new Proc('python3', ['-c', code, ...args]);
+// --- expected outcomes -------------------------------------------------------
+
+/** What call() rejected with; fails if it threw synchronously or resolved. */
+export async function rejection(call: () => Promise<unknown>): Promise<unknown> {
+  let promise: Promise<unknown>;
+  try {
+    promise = call();
+  } catch (error) {
+    throw new Error(`threw synchronously instead of rejecting: ${String(error)}`);
+  }
+  return promise.then(
+    (value) => {
+      throw new Error(`resolved with ${String(value)} instead of rejecting`);
+    },
+    (error: unknown) => error,
+  );
+}
+
+/** The FileLockError call() rejected with; fails on anything else. */
+export async function fileLockError(call: () => Promise<unknown>): Promise<FileLockError> {
+  const error = await rejection(call);
+  expect(error).toBeInstanceOf(FileLockError);
+  return error as FileLockError;
 }
 
 // --- the agent: a child process that locks on command ------------------------
@@ -381,4 +413,16 @@ export class Agent {
       await this.proc.exited;
     }
   }
+}
+
+/**
+ * Nothing holds the lock: neither another process (the agent) nor this one is
+ * kept out. Only another process can tell whether this one still holds it; a
+ * tryLock here could be served by this process's own descriptor.
+ */
+export async function expectFree(agent: Agent, path: string): Promise<void> {
+  expect(await agent.canLock(path)).toBe(true);
+  const handle = await tryLock(path);
+  expect(handle).toBeDefined();
+  await handle!.release();
 }

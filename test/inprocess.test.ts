@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FileLockError, LockTimeoutError, lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
 
-import { Agent, settlesWithin, sleep, tempDir } from './helpers.js';
+import { Agent, expectFree, settlesWithin, sleep, tempDir } from './helpers.js';
 
 let agent: Agent;
 beforeAll(async () => {
@@ -48,14 +48,6 @@ const inAnotherProcess: Holder = {
     await agent.call('release', { path });
   },
 };
-
-/** After a failed wait this process must hold nothing: another process can take the lock. */
-async function expectFree(path: string): Promise<void> {
-  expect(await agent.canLock(path)).toBe(true);
-  const handle = await tryLock(path);
-  expect(handle).toBeDefined();
-  await handle!.release();
-}
 
 describe('exclusion inside one process', () => {
   it('many concurrent withFileLock calls on one path never overlap', async () => {
@@ -164,7 +156,7 @@ describe('exclusion inside one process', () => {
       expect(timeout.waited).toBeLessThan(5_000);
       expect(elapsed).toBeGreaterThanOrEqual(280);
       await holder.release(path);
-      await expectFree(path);
+      await expectFree(agent, path);
     });
 
     it.each([2 ** 31, 30 * 24 * 3600 * 1000, Number.MAX_SAFE_INTEGER])(
@@ -186,7 +178,7 @@ describe('exclusion inside one process', () => {
       await holder.take(path);
       await expect(lock(path, { timeout: 100 })).rejects.toMatchObject({ code: 'ELOCKTIMEOUT', name: 'LockTimeoutError' });
       await holder.release(path);
-      await expectFree(path);
+      await expectFree(agent, path);
     });
 
     it('timeout 0 makes one attempt and rejects at once', async () => {
@@ -197,7 +189,7 @@ describe('exclusion inside one process', () => {
       expect(await settlesWithin(attempt, 5_000)).toBe('settled');
       await expect(attempt).rejects.toBeInstanceOf(LockTimeoutError);
       await holder.release(path);
-      await expectFree(path);
+      await expectFree(agent, path);
     });
 
     it('an abort during the wait rejects promptly with signal.reason and removes the listener', async () => {
@@ -221,7 +213,7 @@ describe('exclusion inside one process', () => {
       expect(ran).toBe(false);
       expect(getEventListeners(signal, 'abort')).toHaveLength(0);
       await holder.release(path);
-      await expectFree(path);
+      await expectFree(agent, path);
     });
 
     it('an abort with a custom reason rejects with that reason', async () => {
@@ -236,7 +228,7 @@ describe('exclusion inside one process', () => {
       await expect(waiting).rejects.toBe(reason);
       expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
       await holder.release(path);
-      await expectFree(path);
+      await expectFree(agent, path);
     });
 
     it('a signal that never aborts leaves no listener once the lock is granted', async () => {
@@ -249,7 +241,7 @@ describe('exclusion inside one process', () => {
       await holder.release(path);
       await expect(waiting).resolves.toBe('ran');
       expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
-      await expectFree(path);
+      await expectFree(agent, path);
     });
   });
 
@@ -275,7 +267,7 @@ describe('an already-aborted signal', () => {
     }, { signal }).catch((e: unknown) => e);
     expect(error).toBe(signal.reason);
     expect(ran).toBe(false);
-    await expectFree(path);
+    await expectFree(agent, path);
   });
 
   it('rejects lock() and tryLock() with a custom reason', async () => {
@@ -285,7 +277,7 @@ describe('an already-aborted signal', () => {
     await expect(lock(path, { signal })).rejects.toBe(reason);
     await expect(tryLock(path, { signal })).rejects.toBe(reason);
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
-    await expectFree(path);
+    await expectFree(agent, path);
   });
 
   it('rejects with a non-Error reason unchanged', async () => {

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, fixture, openFiles, Proc, requires, runFlock, runNode, runPython, settlesWithin, skipWithout, tempDir, waitFor, resourceIn } from './helpers.js';
+import { Agent, fixture, openFiles, Proc, requires, runNode, settlesWithin, skipWithout, tempDir, waitFor, resourceIn } from './helpers.js';
+import { flockProbe, letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
 let agent: Agent;
 beforeAll(async () => {
@@ -96,8 +97,7 @@ async function expectToWaitFor(path: string, holder: Proc): Promise<void> {
   expect(await settlesWithin(waiting, 300)).toBe('pending');
 
   released = true;
-  holder.child.stdin!.end('\n');
-  await holder.succeeded();
+  await letGo(holder);
   expect(await settlesWithin(waiting, 5_000)).toBe('settled');
   await waiting;
   expect(ranAfterRelease).toBe(true);
@@ -115,8 +115,7 @@ describe('util-linux flock(1)', () => {
     const held = await lock(path);
     let waiter: Proc;
     try {
-      const nonBlocking = runFlock(['-n', held.path, 'true']);
-      expect((await nonBlocking.exited).code).toBe(1);
+      expect(flockProbe(held.path)).toBe('held');
 
       waiter = runFlock(['-w', '30', held.path, 'echo', 'got it']);
       expect(await settlesWithin(waiter.exited, 300)).toBe('pending');
@@ -130,21 +129,9 @@ describe('util-linux flock(1)', () => {
 
 describe("Python's fcntl.flock", () => {
   requires('python3');
-  const HOLD = ['import fcntl, sys', "f = open(sys.argv[1], 'a')", 'fcntl.flock(f, fcntl.LOCK_EX)', "print('locked', flush=True)", 'sys.stdin.readline()'].join('\n');
-  const TRY = [
-    'import fcntl, sys',
-    "f = open(sys.argv[1], 'a')",
-    'try:',
-    '    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)',
-    'except BlockingIOError:',
-    '    sys.exit(1)',
-    "print('locked', flush=True)",
-  ].join('\n');
-  const WAIT = ['import fcntl, sys', "f = open(sys.argv[1], 'a')", 'fcntl.flock(f, fcntl.LOCK_EX)', "print('locked', flush=True)"].join('\n');
-
   it('while Python holds the lock file, tryLock fails and withFileLock waits for it', async () => {
     const path = resourceIn(tempDir());
-    await expectToWaitFor(path, runPython(HOLD, [lockFileOf(path)]));
+    await expectToWaitFor(path, pythonHolder(lockFileOf(path)));
   });
 
   it('while we hold the lock, a non-blocking Python flock fails and a blocking one succeeds once we release', async () => {
@@ -152,10 +139,11 @@ describe("Python's fcntl.flock", () => {
     const held = await lock(path);
     let waiter: Proc;
     try {
-      const attempt = runPython(TRY, [held.path]);
-      expect((await attempt.exited).code).toBe(1);
+      expect(pythonProbe(held.path)).toBe('held');
 
-      waiter = runPython(WAIT, [held.path]);
+      waiter = pythonHolder(held.path);
+      // Lets go as soon as it has the lock.
+      waiter.child.stdin!.end();
       expect(await settlesWithin(waiter.exited, 500)).toBe('pending');
       expect(waiter.stdout).toBe('');
     } finally {
@@ -170,12 +158,11 @@ describe('a POSIX record lock that someone else holds on the lock file', () => {
   requires('python3', 'flock(1)');
   // Waiters queue on an OFD lock of byte 0; a whole-file record lock from
   // another program conflicts with that byte but must not hold anyone up.
-  const LOCKF = 'import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\nfcntl.lockf(fd, fcntl.LOCK_EX)\nprint("held", flush=True)\ntime.sleep(60)';
 
   it('neither stalls repeated locking nor keeps a waiter from the flock', async () => {
     const path = resourceIn(tempDir());
-    const lockf = runPython(LOCKF, [lockFileOf(path)]);
-    await lockf.waitForOutput('held');
+    const lockf = pythonHolder(lockFileOf(path), 'lockf');
+    await lockf.waitForOutput('locked');
     for (let i = 0; i < 100; i++) await withFileLock(path, () => {}, { timeout: 2_000 });
     const holder = runFlock([lockFileOf(path), 'sh', '-c', 'echo locked; sleep 0.3']);
     await holder.waitForOutput('locked');
@@ -227,7 +214,7 @@ describe('a child process spawned while holding the lock', () => {
       expect(isSleeping(sleeper.pid!)).toBe(true);
       expect(await agent.canLock(path)).toBe(true);
       // And flock(1), which knows nothing of this library, agrees.
-      expect((await runFlock(['-n', held.path, 'true']).exited).code).toBe(0);
+      expect(flockProbe(held.path)).toBe('free');
     } finally {
       sleeper.kill('SIGKILL');
     }
@@ -284,11 +271,11 @@ describe('symbolic links', () => {
     const held = await lock(link);
     try {
       expect(held.path).toBe(lockFileOf(path));
-      expect((await runFlock(['-n', lockFileOf(path), 'true']).exited).code).toBe(1);
+      expect(flockProbe(lockFileOf(path))).toBe('held');
     } finally {
       await held.release();
     }
-    expect((await runFlock(['-n', lockFileOf(path), 'true']).exited).code).toBe(0);
+    expect(flockProbe(lockFileOf(path))).toBe('free');
   });
 
   it('a file reached through a symlinked directory and directly shares one lock', async () => {

@@ -3,7 +3,7 @@
 // created with 0o666 & ~umask, and never inherited by child processes. In a
 // world-writable sticky directory (/tmp-like) another user's plants cannot
 // make us open a file through a symlink or modify any file's content.
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -26,11 +26,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { requires, skipWithout } from './helpers.js';
+import { fileLockError, plainEnv, requires, runSync, skipWithout } from './helpers.js';
+import { flockProbe } from './peers.js';
 
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 const indexUrl = pathToFileURL(join(packageRoot, 'dist/esm/index.js')).href;
-const { LD_PRELOAD: _preload, ...plainEnv } = process.env;
 const OLD = new Date('2001-02-03T04:05:06Z');
 
 let dir: string;
@@ -41,18 +41,8 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-function sh(command: string, args: string[], options: SpawnSyncOptions = {}) {
-  const out = spawnSync(command, args, { encoding: 'utf8', env: plainEnv, ...options });
-  if (out.error) throw out.error;
-  return { status: out.status, stdout: String(out.stdout), stderr: String(out.stderr) };
-}
-
 function asNobody(command: string, ...args: string[]) {
-  return sh('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', command, ...args]);
-}
-
-function flockProbe(path: string): 'held' | 'free' {
-  return sh('flock', ['-n', path, 'true']).status === 0 ? 'free' : 'held';
+  return runSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', command, ...args]);
 }
 
 /** A file with content and an old mtime, to show that nothing touched it. */
@@ -72,15 +62,6 @@ function victim(path: string, mode = 0o644) {
   };
 }
 
-async function failure(run: () => Promise<unknown>): Promise<FileLockError> {
-  const error = await run().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(FileLockError);
-  return error as FileLockError;
-}
-
 describe('a symlink at the lock path', () => {
   it('is never followed: withFileLock, lock and tryLock fail with ELOOP naming the lock file, and the target keeps its content and mtime', async (ctx) => {
     skipWithout(ctx, 'flock(1)');
@@ -89,7 +70,7 @@ describe('a symlink at the lock path', () => {
     symlinkSync(target.path, resource + '.lock');
     let ran = false;
     for (const attempt of [() => withFileLock(resource, () => (ran = true)), () => lock(resource), () => tryLock(resource)]) {
-      const error = await failure(attempt);
+      const error = await fileLockError(attempt);
       expect(error.code).toBe('ELOOP');
       expect(error.path).toBe(resource + '.lock');
       expect(error.message).toContain(resource + '.lock');
@@ -103,7 +84,7 @@ describe('a symlink at the lock path', () => {
     const resource = join(dir, 'data');
     const target = join(dir, 'would-be-created');
     symlinkSync(target, resource + '.lock');
-    expect((await failure(() => lock(resource))).code).toBe('ELOOP');
+    expect((await fileLockError(() => lock(resource))).code).toBe('ELOOP');
     expect(existsSync(target)).toBe(false);
   });
 
@@ -111,7 +92,7 @@ describe('a symlink at the lock path', () => {
     const target = victim(join(dir, 'target'));
     const link = join(dir, 'link.lock');
     symlinkSync(target.path, link);
-    const error = await failure(() => lock('unused', { lockfilePath: link }));
+    const error = await fileLockError(() => lock('unused', { lockfilePath: link }));
     expect(error.code).toBe('ELOOP');
     expect(error.path).toBe(link);
     target.untouched();
@@ -224,7 +205,7 @@ describe('a lock path in a world-writable sticky directory', () => {
   it('cannot make us open another file through a symlink planted by another user', async () => {
     const target = victim(join(privateDir, 'precious'));
     expect(asNobody('ln', '-s', target.path, join(shared, 'data.lock')).status).toBe(0);
-    const error = await failure(() => withFileLock(join(shared, 'data'), () => undefined));
+    const error = await fileLockError(() => withFileLock(join(shared, 'data'), () => undefined));
     // Linux answers O_CREAT on another user's symlink in a sticky directory
     // with EACCES before O_NOFOLLOW's ELOOP (may_create_in_sticky, since 4.19).
     expect(['EACCES', 'ELOOP']).toContain(error.code);
