@@ -3,17 +3,70 @@ import { inspect } from 'node:util';
 import type { PathLock } from './in-process.js';
 import { ACQUIRED, failureError, native } from './native.js';
 
-/** A held lock. Release it once; further calls do nothing. */
+/**
+ * A held exclusive lock, as {@link lock} and {@link tryLock} return it.
+ * Release it once, with `release()` or `await using`; further calls do
+ * nothing. Its internals are private: `console.log` and `JSON.stringify`
+ * show `{ path, resource, released }`.
+ *
+ * While it is held, the process has one open descriptor of the lock file,
+ * locked with `flock(LOCK_EX)` on Linux and macOS or `LockFileEx` on
+ * Windows. A lock taken inside a `withFileLock` callback for the same path
+ * is reentrant: it shares the outer hold, and the file stays locked until
+ * every held lock sharing it has been released.
+ *
+ * **Platform-specific behavior** (may change):
+ * - Linux, macOS: the `flock` lock belongs to the open file description,
+ *   which is close-on-exec: a spawned child does not inherit it. The kernel
+ *   drops it when the process ends, however it ends.
+ * - Windows: bytes 0 to 2^64−1 of the lock file are locked, a mandatory
+ *   lock: other handles cannot read or write the (empty) lock file. The
+ *   handle is not inheritable.
+ * - NFS, SMB/CIFS (Linux): `flock` is emulated with a whole-file record lock
+ *   that the server arbitrates, owned by the open file description; `fcntl`
+ *   and `lockf` locks on the lock file conflict with it.
+ *
+ * @example
+ * ```ts
+ * const held = await lock('data.db');
+ * try {
+ *   await write();
+ * } finally {
+ *   await held.release();
+ * }
+ * ```
+ */
 export interface FileLock {
-  /** The lock file. */
+  /**
+   * The lock file: `<canonical path>.lock` or `options.lockfilePath`,
+   * canonical (in a case-insensitive folder, the spelling this process used first).
+   */
   readonly path: string;
   /** The path the lock protects, as the caller gave it (a URL or Buffer as its path string). */
   readonly resource: string;
   /** True once release() (or a dispose) has run; read-only. */
   readonly released: boolean;
-  /** Unlocks; the lock file stays in place (deleting it would let two holders in). */
+  /**
+   * Unlocks: `flock(fd, LOCK_UN)` on Linux and macOS, `UnlockFileEx` on
+   * Windows, then hands the lock to the next caller of this thread. The
+   * lock file stays in place (deleting it would let two holders in); its
+   * descriptor is closed now unless the lock is hot (used for the third
+   * time within 100 ms), then one to two seconds after its last use.
+   * Calling it again does nothing. A reentrant held lock unlocks the file
+   * only with the last hold that shares it.
+   *
+   * @returns A promise that resolves once the lock is released.
+   * @throws {FileLockError} When the unlock call fails (`syscall` `'flock'` or
+   *   `'UnlockFileEx'`); the descriptor is closed, which drops the lock anyway.
+   * @example
+   * ```ts
+   * await held.release();
+   * ```
+   */
   release(): Promise<void>;
+  /** The same as `release()`, for `await using held = await lock(path)`. */
   [Symbol.asyncDispose](): Promise<void>;
+  /** `release()` done synchronously, for `using`: throws instead of rejecting. */
   [Symbol.dispose](): void;
 }
 
