@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 
-import type { PathLock } from './in-process.js';
+import type { Line } from './line.js';
 import { ACQUIRED, failureError, native } from './native.js';
 
 /**
@@ -79,7 +79,7 @@ let releaseSync: (held: HeldLock) => void;
 /** The FileLock that lock(), tryLock() and withFileLock create; one per hold. */
 export class HeldLock implements FileLock {
   #released = false;
-  readonly #entry: PathLock;
+  readonly #line: Line;
   readonly #resource: string;
   /**
    * The held lock that took the lock. A reentrant held lock shares it: the
@@ -92,8 +92,8 @@ export class HeldLock implements FileLock {
   /** The hold of the withFileLock callback this held lock was taken in. */
   readonly #outer: HeldLock | undefined;
 
-  constructor(entry: PathLock, resource: string, outer: HeldLock | undefined, root?: HeldLock) {
-    this.#entry = entry;
+  constructor(line: Line, resource: string, outer: HeldLock | undefined, root?: HeldLock) {
+    this.#line = line;
     this.#resource = resource;
     this.#outer = outer;
     this.#root = root ?? this;
@@ -101,7 +101,7 @@ export class HeldLock implements FileLock {
   }
 
   get path(): string {
-    return this.#entry.lockPath;
+    return this.#line.lockPath;
   }
 
   get resource(): string {
@@ -141,23 +141,23 @@ export class HeldLock implements FileLock {
     if (this.#released) return;
     this.#released = true;
     if (--this.#root.#holds > 0) return;
-    const entry = this.#entry;
+    const line = this.#line;
     // On an unlock error the addon closes the descriptor, which drops the
     // lock anyway: the line moves on either way.
-    const result = native.release(entry.slot);
-    entry.release();
-    if (result !== ACQUIRED) throw failureError(result, entry.lockPath, this.#resource);
+    const result = native.release(line.slot);
+    line.leave();
+    if (result !== ACQUIRED) throw failureError(result, line.lockPath, this.#resource);
   }
 
   static {
     heldIn = (store, key) => {
       // A store set by another copy of this package holds held locks this class cannot read.
       for (let h = store; h !== undefined && #outer in h; h = h.#outer) {
-        if (h.#entry.key === key && !h.#released) return h;
+        if (h.#line.key === key && !h.#released) return h;
       }
       return undefined;
     };
-    share = (outer, resource, store) => new HeldLock(outer.#entry, resource, store, outer.#root);
+    share = (outer, resource, store) => new HeldLock(outer.#line, resource, store, outer.#root);
     releaseSync = (held) => held.#releaseSync();
   }
 }
