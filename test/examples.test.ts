@@ -1,0 +1,106 @@
+// The examples, run as a user would: real processes writing real files in a temporary folder.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+import { runNode, tempDir } from './helpers.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+// better-sqlite3 ships no types and @types/better-sqlite3 is not installed: describe what is used.
+interface Database {
+  prepare(sql: string): { pluck(): { get(): unknown; all(): unknown[] } };
+  pragma(sql: string, options: { simple: true }): unknown;
+  close(): void;
+}
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string, options: { readonly: true }) => Database;
+
+/** Runs examples/<name>/main.mjs from the repository root and returns its output. */
+async function example(name: string, args: readonly string[]): Promise<string> {
+  const run = runNode(join(root, 'examples', name, 'main.mjs'), args, { cwd: root });
+  await run.succeeded();
+  return run.stdout;
+}
+
+/** The numbers a summary line reports, by the words after them. */
+function count(output: string, pattern: RegExp): number {
+  const match = pattern.exec(output);
+  if (!match) throw new Error(`${pattern} not found in:\n${output}`);
+  return Number(match[1]);
+}
+
+describe('examples/sqlite-workers', () => {
+  const WORKERS = 4;
+  const TASKS = 50;
+
+  it('commits every transaction of four workers under the lock, with unique ids and an intact database', async () => {
+    const db = join(tempDir('nfl-sqlite-workers-'), 'tasks.db');
+    const output = await example('sqlite-workers', ['--workers', `${WORKERS}`, '--tasks', `${TASKS}`, '--db', db]);
+
+    expect(output).toContain(`migrations: 0 of ${WORKERS} failed`);
+    expect(count(output, /(\d+) committed/)).toBe(WORKERS * TASKS);
+    expect(count(output, /(\d+) failed with SQLITE_BUSY/)).toBe(0);
+    expect(count(output, /(\d+) failed otherwise/)).toBe(0);
+    // The database itself, read independently of the example's summary.
+    const check = new Database(db, { readonly: true });
+    try {
+      const ids = check.prepare('SELECT id FROM tasks ORDER BY id').pluck().all();
+      expect(ids).toEqual(Array.from({ length: WORKERS * TASKS }, (_, i) => i + 1));
+      const workers = check.prepare('SELECT count(DISTINCT worker) FROM tasks').pluck().get();
+      expect(workers).toBe(WORKERS);
+      expect(check.pragma('user_version', { simple: true })).toBe(2);
+      expect(check.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+    } finally {
+      check.close();
+    }
+  });
+
+  it('loses transactions to SQLITE_BUSY when the same workload runs without the lock', async () => {
+    const db = join(tempDir('nfl-sqlite-workers-'), 'tasks.db');
+    const output = await example('sqlite-workers', ['--no-lock', '--workers', `${WORKERS}`, '--tasks', `${TASKS}`, '--db', db]);
+
+    const committed = count(output, /(\d+) committed/);
+    expect(committed).toBeLessThan(WORKERS * TASKS);
+    expect(count(output, /(\d+) failed with SQLITE_BUSY/)).toBeGreaterThan(0);
+    const check = new Database(db, { readonly: true });
+    try {
+      // The lost transactions are really missing, and SQLite kept the database consistent.
+      expect(check.prepare('SELECT count(*) FROM tasks').pluck().get()).toBe(committed);
+      expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+    } finally {
+      check.close();
+    }
+  });
+});
+
+describe('examples/cache-dir', () => {
+  const PROCESSES = 4;
+  const KEYS = 8;
+  const sha256 = (key: string) => createHash('sha256').update(key).digest('hex');
+
+  it('computes each key exactly once across four processes and every other request reads the computed value', async () => {
+    const dir = tempDir('nfl-cache-dir-');
+    const output = await example('cache-dir', ['--processes', `${PROCESSES}`, '--keys', `${KEYS}`, '--dir', dir]);
+
+    expect(count(output, /(\d+) computations/)).toBe(KEYS);
+    expect(count(output, /(\d+) reads/)).toBe(PROCESSES * KEYS - KEYS);
+    expect(output).toContain('each key computed once: yes');
+    expect(output).toContain(`answers matching the computed value: ${PROCESSES * KEYS}/${PROCESSES * KEYS}`);
+    for (let i = 0; i < KEYS; i++) {
+      const entry = JSON.parse(readFileSync(join(dir, `key-${i}.json`), 'utf8'));
+      expect(entry).toEqual({ value: sha256(`key-${i}`) });
+    }
+  });
+
+  it('computes keys more than once when the same processes run without the lock', async () => {
+    const dir = tempDir('nfl-cache-dir-');
+    const output = await example('cache-dir', ['--no-lock', '--processes', `${PROCESSES}`, '--keys', `${KEYS}`, '--dir', dir]);
+
+    expect(count(output, /(\d+) computations/)).toBeGreaterThan(KEYS);
+    expect(output).toContain('each key computed once: no');
+  });
+});
