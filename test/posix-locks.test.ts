@@ -16,264 +16,19 @@
 //
 // Every test runs real child processes with real peers; in plain flock mode
 // those are fcntl.flock and util-linux flock(1).
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { requires, waitFor } from './helpers.js';
+import { fixture, plainEnv, requires, waitFor } from './helpers.js';
+import { flockProbe, pythonProbe } from './peers.js';
 import { buildShim, preloadWith } from './nfs-model/build.mjs';
 
 // Every scenario probes the lock from Python's fcntl module.
 requires('posix', 'python3');
-
-const packageRoot = fileURLToPath(new URL('..', import.meta.url));
-const indexUrl = pathToFileURL(join(packageRoot, 'dist/esm/index.js')).href;
-
-// Answers each line 'probe' on stdin with 'held' or 'free': whether a lock of
-// the given kind on the file could be taken right now (it is given back at once).
-const PROBE_PEER = String.raw`
-import fcntl, os, sys
-path, kind = sys.argv[1], sys.argv[2]
-fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-take = (lambda: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)) if kind == 'lockf' else (lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
-give = (lambda: fcntl.lockf(fd, fcntl.LOCK_UN)) if kind == 'lockf' else (lambda: fcntl.flock(fd, fcntl.LOCK_UN))
-for line in sys.stdin:
-    try:
-        take()
-    except OSError:
-        print('held', flush=True)
-        continue
-    give()
-    print('free', flush=True)
-`;
-
-// One child process (and its worker_threads). Scenarios are selected by argv;
-// the result is printed as 'RESULT <json>'. Control lines arrive on stdin.
-const CHILD = String.raw`
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
-
-const { withFileLock, lock, tryLock, LockTimeoutError } = await import(process.env.NFL_INDEX_URL);
-const PROBE_PEER = process.env.NFL_PROBE_PEER;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const describe = (v) => (v instanceof Error ? v.name + ' ' + v.code + ' ' + v.message : v?.path ? 'a lock on ' + v.path : String(v));
-const rand = (n) => Math.floor(Math.random() * n);
-
-// A peer in another process that reports whether the lock file is locked.
-function peer(lockPath, kind) {
-  const { LD_PRELOAD, NFL_PEER_PRELOAD, ...env } = process.env;
-  if (NFL_PEER_PRELOAD) env.LD_PRELOAD = NFL_PEER_PRELOAD;
-  const py = spawn('python3', ['-c', PROBE_PEER, lockPath, kind], { stdio: ['pipe', 'pipe', 'inherit'], env });
-  const replies = [];
-  createInterface({ input: py.stdout }).on('line', (line) => replies.shift()?.(line));
-  py.once('exit', (code) => { for (const reply of replies.splice(0)) reply('unknown: the peer exited with ' + code); });
-  return {
-    probe: () => new Promise((resolve) => { replies.push(resolve); py.stdin.write('probe\n'); }),
-    close: () => new Promise((resolve) => { py.once('exit', resolve); py.stdin.end(); }),
-  };
-}
-
-function checker(p) {
-  const result = { held: 0, bad: [] };
-  result.expectHeld = async (where) => {
-    const seen = await p.probe();
-    if (seen === 'held') result.held++;
-    else result.bad.push(where + ': the peer found the lock ' + seen);
-  };
-  result.expect = (ok, what) => { if (!ok) result.bad.push(what); };
-  return result;
-}
-
-const stdinLines = isMainThread ? createInterface({ input: process.stdin }) : undefined;
-const nextLine = () => new Promise((resolve) => stdinLines.once('line', resolve));
-
-// Increments the counter file under the lock, probing from outside that the
-// lock is held for the whole critical section.
-async function increments(res, lockPath, counter, n, probeKind) {
-  const p = peer(lockPath, probeKind);
-  const c = checker(p);
-  for (let i = 0; i < n; i++) {
-    await withFileLock(res, async () => {
-      await c.expectHeld('before increment ' + i);
-      const value = Number(readFileSync(counter, 'utf8'));
-      await sleep(rand(2));
-      writeFileSync(counter, String(value + 1));
-      await c.expectHeld('after increment ' + i);
-    });
-  }
-  await p.close();
-  return { held: c.held, bad: c.bad };
-}
-
-const scenarios = {
-  // Holders in sequence, many concurrent waiters, and every way of not
-  // getting the lock while it is held: none may drop it.
-  async holders({ res, alias, linkedLockfile, lockPath, probeKind }) {
-    const p = peer(lockPath, probeKind);
-    const c = checker(p);
-    for (let i = 0; i < 20; i++) await withFileLock(res, () => c.expectHeld('sequential holder ' + i));
-    await Promise.all(
-      Array.from({ length: 8 }, (_, i) =>
-        withFileLock(res, async () => {
-          await c.expectHeld('concurrent holder ' + i + ' on entry');
-          await sleep(rand(3));
-          await c.expectHeld('concurrent holder ' + i + ' on exit');
-        }),
-      ),
-    );
-    // Held with lock(), not withFileLock: inside a withFileLock callback the
-    // same calls would be reentrant and succeed at once.
-    const holder = await lock(res);
-    c.expect((await tryLock(res)) === undefined, 'tryLock succeeded while the lock was held');
-    await c.expectHeld('after a busy tryLock');
-    const timedOut = await lock(res, { timeout: 5 }).then((h) => h, (e) => e);
-    c.expect(timedOut instanceof LockTimeoutError, 'a lock with timeout 5 got ' + describe(timedOut));
-    await c.expectHeld('after a timeout');
-    const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('gave up')), 5);
-    const aborted = await lock(res, { signal: controller.signal }).then((h) => h, (e) => e);
-    c.expect(aborted?.message === 'gave up', 'an aborted lock got ' + describe(aborted));
-    await c.expectHeld('after an abort');
-    // The same lock file reached through other names shares the one descriptor.
-    const viaAlias = await lock(alias, { timeout: 5 }).then((h) => h, (e) => e);
-    c.expect(viaAlias instanceof LockTimeoutError, 'the lock through a symlinked resource got ' + describe(viaAlias));
-    await c.expectHeld('after a wait through a symlinked resource');
-    const viaDir = await lock('unused', { lockfilePath: linkedLockfile, timeout: 5 }).then((h) => h, (e) => e);
-    c.expect(viaDir instanceof LockTimeoutError, 'the lock through a symlinked directory got ' + describe(viaDir));
-    await c.expectHeld('after a wait through a symlinked directory');
-    await holder.release();
-    await withFileLock(res, async () => {
-      await withFileLock(res, () => c.expectHeld('inside a nested withFileLock'));
-      await c.expectHeld('after a nested withFileLock');
-    });
-    // The idle descriptor is closed after 1-2 s and a new one opened later.
-    await withFileLock(res, () => c.expectHeld('before the idle sweep'));
-    await sleep(2500);
-    await withFileLock(res, () => c.expectHeld('after the idle sweep'));
-    const outside = await p.probe();
-    c.expect(outside === 'free', 'the peer found the lock ' + outside + ' after every holder released it');
-    await p.close();
-    return { held: c.held, bad: c.bad };
-  },
-
-  async increments({ res, lockPath, counter, n, probeKind }) {
-    return increments(res, lockPath, counter, n, probeKind);
-  },
-
-  // worker_threads of this process incrementing one counter.
-  async threads({ res, lockPath, counter, n, threads, probeKind }) {
-    const results = await Promise.all(
-      Array.from({ length: threads }, () => {
-        const worker = new Worker(new URL(import.meta.url), { workerData: { res, lockPath, counter, n, probeKind } });
-        return new Promise((resolve, reject) => {
-          worker.once('message', resolve);
-          worker.once('error', reject);
-        });
-      }),
-    );
-    return { held: results.reduce((s, r) => s + r.held, 0), bad: results.flatMap((r) => r.bad) };
-  },
-
-  // A worker_thread that ends while holding the lock must not keep it.
-  async threadEndsHolding({ res, lockPath, probeKind }) {
-    const p = peer(lockPath, probeKind);
-    const c = checker(p);
-    for (const how of ['exit', 'terminate']) {
-      const worker = new Worker(
-        'const { workerData, parentPort } = require("node:worker_threads");' +
-          'import(workerData.url).then(async ({ lock }) => { await lock(workerData.res); parentPort.postMessage("held");' +
-          ' parentPort.once("message", () => process.exit(0)); });',
-        { eval: true, workerData: { url: process.env.NFL_INDEX_URL, res, how } },
-      );
-      const exited = new Promise((resolve) => worker.once('exit', resolve));
-      await new Promise((resolve) => worker.once('message', resolve));
-      await c.expectHeld('while a worker_thread holds it (' + how + ')');
-      if (how === 'terminate') await worker.terminate();
-      else worker.postMessage('exit now');
-      await exited;
-      const after = await lock(res, { timeout: 3000 }).then((h) => h, (e) => e);
-      c.expect(typeof after?.release === 'function', 'after the thread ended (' + how + ') the lock was not free: ' + describe(after));
-      await c.expectHeld('held by the main thread after the worker ended (' + how + ')');
-      await after.release?.();
-    }
-    await p.close();
-    return { held: c.held, bad: c.bad };
-  },
-
-  // Holds the lock and follows instructions on stdin, for probes from the test.
-  // Holds the lock as a worker_thread got it through the native wait: the
-  // main thread holds first while the worker waits in the process-wide slot.
-  async holdAfterWait({ res }) {
-    const main = await lock(res);
-    const worker = new Worker(
-      'const { workerData, parentPort } = require("node:worker_threads");' +
-        'import(workerData.url).then(async ({ lock }) => { parentPort.postMessage("waiting"); const held = await lock(workerData.res);' +
-        ' parentPort.postMessage("held"); parentPort.once("message", async () => { await held.release(); parentPort.postMessage("released"); }); });',
-      { eval: true, workerData: { url: process.env.NFL_INDEX_URL, res } },
-    );
-    const next = async () => (await once(worker, 'message'))[0];
-    await next();
-    // Long enough for the worker to be waiting in the slot, not just in line.
-    await sleep(300);
-    await main.release();
-    await next();
-    console.log('HELD');
-    await nextLine();
-    worker.postMessage('release');
-    await next();
-    await worker.terminate();
-    return { released: true };
-  },
-
-  // Waits for the lock, then releases it.
-  async take({ res }) {
-    console.log('WAITING');
-    const held = await lock(res);
-    console.log('HELD');
-    await held.release();
-    return { released: true };
-  },
-
-  async hold({ res, lockPath }) {
-    const held = await lock(res);
-    console.log('HELD');
-    for (;;) {
-      const line = await nextLine();
-      if (line === 'close-own-descriptor') {
-        // The caller's own open/close of the lock file: under record-lock
-        // semantics this drops the process's lock (the documented limit).
-        closeSync(openSync(lockPath, 'r'));
-        console.log('CLOSED');
-      } else if (line === 'hardlink') {
-        const other = await tryLock('unused', { lockfilePath: lockPath + '.hardlink' });
-        console.log(other === undefined ? 'HARDLINK busy' : 'HARDLINK acquired');
-        await other?.release();
-        console.log('HARDLINK released');
-      } else break;
-    }
-    await held.release();
-    return { released: true };
-  },
-};
-
-if (isMainThread) {
-  const [name, json] = process.argv.slice(2);
-  const result = await scenarios[name](JSON.parse(json));
-  console.log('RESULT ' + JSON.stringify(result));
-  process.exit(0);
-} else {
-  const { res, lockPath, counter, n, probeKind } = workerData;
-  parentPort.postMessage(await increments(res, lockPath, counter, n, probeKind));
-}
-`;
 
 /**
  * The NFS model's environment for the addon and its peers (see the top of
@@ -299,13 +54,10 @@ const MODES = [
 ] as const;
 
 let dir: string;
-let childScript: string;
 const children: ChildProcessWithoutNullStreams[] = [];
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nfl-posix-'));
-  childScript = join(dir, 'child.mjs');
-  writeFileSync(childScript, CHILD);
 });
 
 afterEach(() => {
@@ -314,8 +66,8 @@ afterEach(() => {
 });
 
 function startChild(scenario: string, args: Record<string, unknown>, env: Record<string, string>) {
-  const child = spawn(process.execPath, [childScript, scenario, JSON.stringify(args)], {
-    env: { ...process.env, ...env, NFL_INDEX_URL: indexUrl, NFL_PROBE_PEER: PROBE_PEER },
+  const child = spawn(process.execPath, [fixture('posix-locks-child.mjs'), scenario, JSON.stringify(args)], {
+    env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -345,18 +97,10 @@ function startChild(scenario: string, args: Record<string, unknown>, env: Record
   return { child, nextLine, result, send: (line: string) => child.stdin.write(line + '\n') };
 }
 
-/** One attempt by a peer process to take the lock: 'held' if it could not. */
+/** One attempt by a peer process (under the model's shim, if given) to take the lock: 'held' if it could not. */
 function probeOnce(lockPath: string, kind: 'lockf' | 'flock' | 'flock(1)', model: Record<string, string> = {}): 'held' | 'free' {
-  const { LD_PRELOAD: _preload, ...env } = process.env;
-  if (model.NFL_PEER_PRELOAD) env.LD_PRELOAD = model.NFL_PEER_PRELOAD;
-  if (kind === 'flock(1)') {
-    const status = spawnSync('flock', ['-n', lockPath, 'true'], { env }).status;
-    return status === 0 ? 'free' : 'held';
-  }
-  const out = spawnSync('python3', ['-c', PROBE_PEER, lockPath, kind], { input: 'probe\n', encoding: 'utf8', env });
-  const answer = out.stdout.trim();
-  if (answer !== 'held' && answer !== 'free') throw new Error(`probe failed: ${out.stdout} ${out.stderr}`);
-  return answer;
+  const env = model.NFL_PEER_PRELOAD ? { ...plainEnv, LD_PRELOAD: model.NFL_PEER_PRELOAD } : plainEnv;
+  return kind === 'flock(1)' ? flockProbe(lockPath, env) : pythonProbe(lockPath, kind, env);
 }
 
 function lockFixture() {
@@ -467,7 +211,7 @@ describe('the limits of record-lock semantics (what NFS users must know)', () =>
   it('a hard link to the lock file is a second lock in the same process in fcntl mode (both callers get in, and one release drops both), and excludes in flock mode', async () => {
     const f = lockFixture();
     writeFileSync(f.lockPath, '');
-    spawnSync('ln', [f.lockPath, f.lockPath + '.hardlink']);
+    linkSync(f.lockPath, f.lockPath + '.hardlink');
     const posix = startChild('hold', f, MODES[1].env());
     expect(await posix.nextLine()).toBe('HELD');
     posix.send('hardlink');
