@@ -1,9 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 import type { HeldLock } from './held-lock.js';
+import { checkLimits, watchLimits, type WaitLimits } from './limits.js';
 import { native, type Slot } from './native.js';
 import { unwatchForDeadlock, watchForDeadlock } from './self-deadlock.js';
-import { checkLimits, watchLimits, type WaitLimits } from './wait.js';
 
 /**
  * The per-thread line: this JavaScript thread's callers for one lock file,

@@ -1,9 +1,10 @@
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
+import type { WaitLimits } from './limits.js';
 import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
-import { waitForFile, type WaitLimits } from './wait.js';
+import { waitForFile } from './wait.js';
 
 export type { FileLock } from './held-lock.js';
 

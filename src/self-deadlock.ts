@@ -1,5 +1,5 @@
 import { FileLockError } from './errors.js';
-import type { WaitLimits } from './wait.js';
+import type { WaitLimits } from './limits.js';
 
 // A caller waiting in a line waits for a holder in this thread (or behind the
 // first caller of the line, whose native wait keeps the process alive). Such

@@ -1,68 +1,14 @@
-import { LockTimeoutError } from './errors.js';
+import { checkLimits, watchLimits, type WaitLimits } from './limits.js';
 import { ACQUIRED, failureError, native, type Slot } from './native.js';
 
-/** The caller's limits on one acquisition, shared by every wait it goes through. */
-export interface WaitLimits {
-  readonly signal: AbortSignal | undefined;
-  /** performance.now() value after which waiting fails; Infinity for none. */
-  readonly deadline: number;
-  readonly started: number;
-  readonly lockPath: string;
-  readonly resource: string;
-}
-
-export function timeoutError(limits: WaitLimits): LockTimeoutError {
-  return new LockTimeoutError(limits.lockPath, limits.resource, performance.now() - limits.started);
-}
-
-/** Throws the abort reason or a timeout error when the limits are spent. */
-export function checkLimits(limits: WaitLimits): void {
-  if (limits.signal?.aborted) throw limits.signal.reason;
-  if (performance.now() >= limits.deadline) throw timeoutError(limits);
-}
-
 /**
- * Calls onExpire once when the deadline passes or the signal aborts, with
- * the error to reject with; returns the function that stops watching.
- */
-export function watchLimits(limits: WaitLimits, onExpire: (reason: unknown) => void): () => void {
-  const { signal, deadline } = limits;
-  const onAbort = () => {
-    stop();
-    onExpire(signal!.reason);
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  // setTimeout fires at once for a delay past MAX_TIMER_MS: a longer timeout
-  // is waited out in steps.
-  const arm = () => {
-    const left = deadline - performance.now();
-    timer = setTimeout(
-      () => {
-        if (performance.now() < deadline) return arm();
-        stop();
-        onExpire(timeoutError(limits));
-      },
-      Math.min(Math.max(0, left), MAX_TIMER_MS),
-    );
-  };
-  if (deadline !== Infinity) arm();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  function stop(): void {
-    if (timer !== undefined) clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  }
-  return stop;
-}
-
-/** The longest delay setTimeout takes (2^31 - 1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 0x7fffffff;
-
-/**
- * Waits for a lock held by another thread or process. The addon blocks one
- * of its own threads in flock(2) (LockFileEx polling on Windows), so the
+ * Waits for the slot's claim and the file lock, held by another thread or
+ * process. The addon blocks one of its own wait threads in flock(2)
+ * (LockFileEx polling on Windows; native/wait_pool.h: start_wait), so the
  * kernel wakes this waiter the moment the holder unlocks: no polling
  * interval to miss the lock by, and no libuv pool thread taken from fs I/O.
- * A timeout or abort rejects at once; what the wait still gets is given back.
+ * A timeout or abort (src/limits.ts) rejects at once through cancelWait;
+ * what the wait still gets is given back.
  */
 export function waitForFile(slot: Slot, limits: WaitLimits): Promise<void> {
   try {
