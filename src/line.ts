@@ -117,35 +117,34 @@ export function lineFor(lockPath: string, key: string): Line {
   if (line === undefined) {
     line = new Line(lockPath, key);
     lines.set(key, line);
-    startSweeper();
+    startSweepTimer();
   }
   return line;
 }
 
-// --- idle descriptors --------------------------------------------------------
+// --- the sweep timer ---------------------------------------------------------
 
-// A hot lock's descriptor stays open between holders (reopening costs more
-// than the lock itself); the addon closes a cold lock's descriptor on
-// release and keeps at most a few hot ones (native/registry.h), with no help
-// from this timer, which a tight loop of locks never lets run. Once a
-// second it closes kept descriptors not used since the previous sweep and
-// forgets idle lines. It is unref'd: it never keeps the process alive.
+// Which kept descriptors are idle, and when they close, the addon alone
+// decides (native/registry.h: Registry::close_idle); this timer only gives it
+// the chance once a second and forgets the lines nobody holds or waits in.
+// It is unref'd, so it never keeps the process alive, and it stops once no
+// line and no kept descriptor is left.
 const SWEEP_MS = 1000;
-let sweeper: ReturnType<typeof setInterval> | undefined;
+let sweepTimer: ReturnType<typeof setInterval> | undefined;
 
-function startSweeper(): void {
-  if (sweeper !== undefined) return;
-  sweeper = setInterval(sweep, SWEEP_MS);
-  sweeper.unref?.();
+function startSweepTimer(): void {
+  if (sweepTimer !== undefined) return;
+  sweepTimer = setInterval(sweep, SWEEP_MS);
+  sweepTimer.unref?.();
 }
 
 function sweep(): void {
   for (const [key, line] of lines) {
     if (line.idle) lines.delete(key);
   }
-  const open = native.closeIdle();
-  if (lines.size === 0 && open === 0 && sweeper !== undefined) {
-    clearInterval(sweeper);
-    sweeper = undefined;
+  const kept = native.closeIdle();
+  if (lines.size === 0 && kept === 0 && sweepTimer !== undefined) {
+    clearInterval(sweepTimer);
+    sweepTimer = undefined;
   }
 }

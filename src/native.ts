@@ -59,7 +59,7 @@ export interface Native {
    * and whatever the thread still gets it gives back.
    */
   cancelWait(id: number): void;
-  /** Closes kept (hot) descriptors not used since the previous call; returns how many stay kept. */
+  /** Closes the kept descriptors the addon finds idle (native/registry.h: Registry::close_idle); returns how many stay kept. */
   closeIdle(): number;
   /** Records the identity of what ref's path names now (symlinks followed). */
   recordPath(ref: FileRef): number;
