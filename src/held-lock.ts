@@ -82,7 +82,7 @@ export class HeldLock implements FileLock {
   readonly #line: Line;
   readonly #resource: string;
   /**
-   * The held lock that took the lock. A reentrant held lock shares it: the
+   * The held lock that took the file lock. A reentrant held lock shares it: the
    * file stays locked until the root and every reentrant held lock are
    * released, so nested work that outlives the outer callback never runs unlocked.
    */

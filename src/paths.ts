@@ -36,7 +36,7 @@ interface Resolved extends LockPath {
 export interface LockPath {
   readonly lockPath: string;
   /**
-   * What identifies the lock file within this process (the in-process line
+   * What identifies the lock file within this process (the per-thread line
    * and reentrancy): the lock path, case-folded where its directory matches
    * names case-insensitively, so that `Data.db` and `data.db` share a line.
    */
