@@ -15,7 +15,7 @@ export interface WaitLimits {
 }
 
 /** The LockTimeoutError for limits whose deadline has passed. */
-export function timeoutError(limits: WaitLimits): LockTimeoutError {
+function timeoutError(limits: WaitLimits): LockTimeoutError {
   return new LockTimeoutError(limits.lockPath, limits.resource, performance.now() - limits.started);
 }
 

@@ -181,12 +181,14 @@ export async function tryLock(path: LockPath, options?: LockOptions): Promise<Fi
   return hold(path, options, false);
 }
 
-// --- acquisition -----------------------------------------------------------
+// --- holding: the per-thread line, the process-wide slot, the file lock ------
 
 /**
- * The per-thread line, then the process-wide slot's claim and the file lock. Returns
- * synchronously when nothing has to wait, which is the common case and the
- * one that must be cheap.
+ * A reentrant held lock if a callback around this call holds the lock file;
+ * else the head of the per-thread line, then the slot's claim and the file
+ * lock (native.acquire). Returns synchronously when nothing has to wait,
+ * which is the common case and the one that must be cheap; without willWait
+ * (tryLock) a busy lock is undefined.
  */
 function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLock | undefined | Promise<HeldLock | undefined> {
   const resource = validatePath(pathArg, 'path');
