@@ -1,6 +1,10 @@
 // The core behaviour of native-file-lock, checked on every platform and
 // runtime of the portability matrix against the package as installed from
-// its tarball (dist/ + prebuilds/), not against the sources.
+// its tarball (dist/ + prebuilds/), not against the sources. A small smoke
+// for where vitest does not run (Wine, qemu, Bun, Deno): what the platform,
+// the runtime or the prebuild can change. The vitest suite in test/ owns
+// behaviour; what is the same everywhere (argument checks, the order of
+// callers in one process) is tested there only.
 //
 //   node core.mjs            all tests (Node on Linux, Windows under Wine, arm64 under qemu)
 //   node core.mjs --smoke    the smoke subset (Bun, Deno)
@@ -10,20 +14,25 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import { FileLockError, LockTimeoutError, lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { inTempDir, isWindows, run, spawnRuntime, test, until, waitForFile } from './harness.mjs';
-
-const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peer.mjs');
-const BUSY = 3;
-const TIMED_OUT = 4;
-
-/** Exit code of a second process making one tryLock attempt on resource. */
-const tryInOtherProcess = (resource, lockfilePath) => spawnRuntime(PEER, ['try', resource, ...(lockfilePath ? [lockfilePath] : [])]).exited;
+import {
+  BUSY,
+  PEER,
+  TIMED_OUT,
+  inTempDir,
+  isWindows,
+  printAddon,
+  rejectsWith,
+  run,
+  spawnRuntime,
+  test,
+  tryInOtherProcess,
+  until,
+  waitForFile,
+} from './harness.mjs';
 
 /** A second process holding the lock on resource until release() or kill(). */
 async function holdInOtherProcess(resource) {
@@ -58,15 +67,6 @@ function inWorker(...args) {
     worker.once('error', reject);
   });
 }
-
-const rejectsWith = async (promise) => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected a rejection');
-};
 
 // --- the lock file ---------------------------------------------------------
 
@@ -145,27 +145,6 @@ test(
     }),
   { tags: ['smoke'] },
 );
-
-test('callers in one process take turns: the second withFileLock starts after the first ends', () =>
-  inTempDir(async (dir) => {
-    const resource = join(dir, 'turns');
-    const events = [];
-    let openGate;
-    const gate = new Promise((resolve) => (openGate = resolve));
-    const first = withFileLock(resource, async () => {
-      events.push('first start');
-      await gate;
-      events.push('first end');
-    });
-    const second = withFileLock(resource, () => {
-      events.push('second');
-    });
-    await sleep(100);
-    assert.deepEqual(events, ['first start']);
-    openGate();
-    await Promise.all([first, second]);
-    assert.deepEqual(events, ['first start', 'first end', 'second']);
-  }));
 
 test('a worker_thread cannot take a lock the main thread holds, and takes it after the release', () =>
   inTempDir(async (dir) => {
@@ -383,13 +362,6 @@ test('a missing directory fails with ENOENT naming the path', () =>
     assert.ok(error.message.includes(basename(dirname(resource))), error.message);
   }));
 
-test('bad arguments are refused with TypeError and RangeError', async () => {
-  await assert.rejects(lock(''), TypeError);
-  await assert.rejects(lock('x', { timout: 5 }), TypeError);
-  await assert.rejects(lock('x', { timeout: -1 }), RangeError);
-  await assert.rejects(withFileLock('x', 'not a function'), TypeError);
-});
-
 // --- platform semantics ------------------------------------------------------
 
 // Two lock paths that name one file (a hard link) get two registry entries,
@@ -413,9 +385,5 @@ test('two handles on one lock file exclude each other within one process', () =>
     await other.release();
   }));
 
-// Which binary node-gyp-build picked: the matrix checks that it is the
-// prebuild of this platform, since the installed package has no build/.
-const require = createRequire(import.meta.url);
-console.log(`# addon: ${require('node-gyp-build').path(dirname(require.resolve('native-file-lock/package.json')))}`);
-
+printAddon();
 await run();

@@ -2,12 +2,16 @@
 // matrix drives: Node 18-26 on Linux, Windows Node under Wine, arm64 Node
 // under qemu-user, Bun and Deno. node:test differs between those (and Bun
 // and Deno implement it only in part), so the suites use this instead.
-// Output is TAP-like; the last line is "N passed, N failed".
+// Output is TAP-like; the last line is "N passed, N failed". It also holds
+// what both suites use: the second process (peer.mjs) and small assertions.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 
 export const runtime = globalThis.Deno ? 'deno' : process.versions.bun ? 'bun' : 'node';
 export const isWindows = process.platform === 'win32';
@@ -120,3 +124,32 @@ export async function until(predicate, what, ms = 30_000) {
 }
 
 export const waitForFile = (file, ms) => until(() => existsSync(file), `${file} to appear`, ms);
+
+/** What the promise rejected with; fails if it resolved. */
+export async function rejectsWith(promise) {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected a rejection');
+}
+
+// --- the second process ------------------------------------------------------
+
+/** peer.mjs, and the exit codes it answers with besides 0 (see there). */
+export const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peer.mjs');
+export const BUSY = 3;
+export const TIMED_OUT = 4;
+
+/** Exit code of a second process making one tryLock attempt on resource. */
+export const tryInOtherProcess = (resource, lockfilePath) => spawnRuntime(PEER, ['try', resource, ...(lockfilePath ? [lockfilePath] : [])]).exited;
+
+/**
+ * Prints which binary node-gyp-build picked: the matrix checks that it is the
+ * prebuild of this platform, since the installed package has no build/.
+ */
+export function printAddon() {
+  const require = createRequire(import.meta.url);
+  console.log(`# addon: ${require('node-gyp-build').path(dirname(require.resolve('native-file-lock/package.json')))}`);
+}

@@ -6,29 +6,12 @@
 //   node windows.mjs --grep X   tests whose name contains X
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { inTempDir, isWindows, run, spawnRuntime, test } from './harness.mjs';
-
-const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peer.mjs');
-const BUSY = 3;
-
-/** Exit code of a second process making one tryLock attempt on resource. */
-const tryInOtherProcess = (resource) => spawnRuntime(PEER, ['try', resource]).exited;
-
-const rejectsWith = async (promise) => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected a rejection');
-};
+import { BUSY, inTempDir, isWindows, printAddon, rejectsWith, run, test, tryInOtherProcess } from './harness.mjs';
 
 /** A directory whose paths are longer than MAX_PATH (260 characters). */
 function deepDir(dir) {
@@ -132,26 +115,46 @@ if (isWindows) {
 // ERROR_SHARING_VIOLATION until this handle is closed.
 const UV_FS_O_EXLOCK = 0x10000000;
 
+/**
+ * While another handle keeps the lock file from being opened, tryLock answers
+ * busy and a short lock() times out instead of failing with the open's error;
+ * a longer lock() gets the lock only after closeOther() (called once, 300 ms
+ * in, and again harmlessly by the caller's cleanup). Resolves to that lock.
+ */
+async function expectWaitedOut(resource, closeOther) {
+  assert.equal(await tryLock(resource), undefined, 'tryLock answers busy');
+  const error = await rejectsWith(lock(resource, { timeout: 300 }));
+  assert.equal(error.code, 'ELOCKTIMEOUT', `a short wait times out instead of failing: ${error.message}`);
+  let closed = false;
+  const waiting = lock(resource, { timeout: 10_000 });
+  setTimeout(() => {
+    closeOther();
+    closed = true;
+  }, 300);
+  const held = await waiting;
+  assert.equal(closed, true, 'granted only after the other handle closed');
+  return held;
+}
+
+/** closeSync(fd) once, however often it is called. */
+function closer(fd) {
+  let open = true;
+  return () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
+}
+
 if (isWindows) {
   test('a lock file another program opened sharing nothing is waited for, not an EBUSY error', () =>
     inTempDir(async (dir) => {
       const resource = join(dir, 'shared');
-      const fd = openSync(`${resource}.lock`, UV_FS_O_EXLOCK | 0x0002 /* O_RDWR */ | 0x0100 /* O_CREAT */);
-      let opened = true;
+      const close = closer(openSync(`${resource}.lock`, UV_FS_O_EXLOCK | 0x0002 /* O_RDWR */ | 0x0100 /* O_CREAT */));
       try {
-        assert.equal(await tryLock(resource), undefined, 'tryLock answers busy');
-        const error = await rejectsWith(lock(resource, { timeout: 300 }));
-        assert.equal(error.code, 'ELOCKTIMEOUT', `a short wait times out instead of failing: ${error.message}`);
-        const waiting = lock(resource, { timeout: 10_000 });
-        setTimeout(() => {
-          closeSync(fd);
-          opened = false;
-        }, 300);
-        const held = await waiting;
-        assert.equal(opened, false, 'granted only after the other open ended');
+        const held = await expectWaitedOut(resource, close);
         await held.release();
       } finally {
-        if (opened) closeSync(fd);
+        close();
       }
     }));
 }
@@ -184,29 +187,17 @@ if (isWindows && !underWine) {
     inTempDir(async (dir) => {
       const resource = join(dir, 'pending');
       const deleting = openSync(`${resource}.lock`, UV_FS_O_TEMPORARY | 0x0002 /* O_RDWR */ | 0x0100 /* O_CREAT */);
-      let cached = openSync(`${resource}.lock`, 'r+');
-      closeSync(deleting); // delete pending while `cached` stays open
+      const close = closer(openSync(`${resource}.lock`, 'r+'));
+      closeSync(deleting); // delete pending while the second handle stays open
       try {
-        assert.equal(await tryLock(resource), undefined, 'tryLock answers busy');
-        const error = await rejectsWith(lock(resource, { timeout: 300 }));
-        assert.equal(error.code, 'ELOCKTIMEOUT', `a short wait times out instead of failing: ${error.message}`);
-        const waiting = lock(resource, { timeout: 10_000 });
-        setTimeout(() => {
-          closeSync(cached);
-          cached = undefined;
-        }, 300);
-        const held = await waiting;
-        assert.equal(cached, undefined, 'granted only after the last handle closed');
+        const held = await expectWaitedOut(resource, close);
         assert.equal(await tryInOtherProcess(resource), BUSY, 'the new lock file excludes another process');
         await held.release();
       } finally {
-        if (cached !== undefined) closeSync(cached);
+        close();
       }
     }));
 }
 
-// Which binary node-gyp-build picked (the matrix checks it).
-const require = createRequire(import.meta.url);
-console.log(`# addon: ${require('node-gyp-build').path(dirname(require.resolve('native-file-lock/package.json')))}`);
-
+printAddon();
 await run();
