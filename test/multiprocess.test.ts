@@ -103,47 +103,41 @@ async function expectToWaitFor(path: string, holder: Proc): Promise<void> {
   expect(ranAfterRelease).toBe(true);
 }
 
-describe('util-linux flock(1)', () => {
-  requires('flock(1)');
-  it('while flock(1) holds the lock file, tryLock fails and withFileLock waits for it to exit', async () => {
-    const path = resourceIn(tempDir());
-    await expectToWaitFor(path, runFlock([lockFileOf(path), 'sh', '-c', 'echo locked; read line']));
-  });
-
-  it('while we hold the lock, flock -n fails and flock -w succeeds once we release', async () => {
-    const path = resourceIn(tempDir());
-    const held = await lock(path);
-    let waiter: Proc;
-    try {
-      expect(flockProbe(held.path)).toBe('held');
-
-      waiter = runFlock(['-w', '30', held.path, 'echo', 'got it']);
-      expect(await settlesWithin(waiter.exited, 300)).toBe('pending');
-    } finally {
-      await held.release();
-    }
-    await waiter.succeeded();
-    expect(waiter.stdout).toContain('got it');
-  });
-});
-
-describe("Python's fcntl.flock", () => {
-  requires('python3');
-  it('while Python holds the lock file, tryLock fails and withFileLock waits for it', async () => {
-    const path = resourceIn(tempDir());
-    await expectToWaitFor(path, pythonHolder(lockFileOf(path)));
-  });
-
-  it('while we hold the lock, a non-blocking Python flock fails and a blocking one succeeds once we release', async () => {
-    const path = resourceIn(tempDir());
-    const held = await lock(path);
-    let waiter: Proc;
-    try {
-      expect(pythonProbe(held.path)).toBe('held');
-
-      waiter = pythonHolder(held.path);
+describe.each([
+  {
+    peer: 'util-linux flock(1)',
+    needs: 'flock(1)',
+    holder: (lockPath: string) => runFlock([lockPath, 'sh', '-c', 'echo locked; read line']),
+    probe: flockProbe,
+    waiter: (lockPath: string) => runFlock(['-w', '30', lockPath, 'echo', 'locked']),
+  },
+  {
+    peer: "Python's fcntl.flock",
+    needs: 'python3',
+    holder: (lockPath: string) => pythonHolder(lockPath),
+    probe: (lockPath: string) => pythonProbe(lockPath),
+    waiter: (lockPath: string) => {
+      const waiter = pythonHolder(lockPath);
       // Lets go as soon as it has the lock.
       waiter.child.stdin!.end();
+      return waiter;
+    },
+  },
+] as const)('$peer', ({ needs, holder, probe, waiter: startWaiter }) => {
+  requires(needs);
+  it('while it holds the lock file, tryLock fails and withFileLock waits for it to let go', async () => {
+    const path = resourceIn(tempDir());
+    await expectToWaitFor(path, holder(lockFileOf(path)));
+  });
+
+  it('while we hold the lock, its non-blocking attempt fails and its blocking one succeeds once we release', async () => {
+    const path = resourceIn(tempDir());
+    const held = await lock(path);
+    let waiter: Proc;
+    try {
+      expect(probe(held.path)).toBe('held');
+
+      waiter = startWaiter(held.path);
       expect(await settlesWithin(waiter.exited, 500)).toBe('pending');
       expect(waiter.stdout).toBe('');
     } finally {
