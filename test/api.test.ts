@@ -361,52 +361,54 @@ describe('reentrancy', () => {
     expect(await agent.canLock(path)).toBe(true);
   });
 
+  /**
+   * Runs fn in a withFileLock on path nested in an outer one that returns
+   * without awaiting it; resolves to fn's value, once the lock is free again.
+   */
+  async function inUnawaitedNested<T>(path: string, fn: () => Promise<T>, options = {}): Promise<T> {
+    let inner: Promise<T> | undefined;
+    await withFileLock(path, () => {
+      inner = withFileLock(path, fn, options);
+    });
+    const value = await inner!;
+    expect(await agent.canLock(path)).toBe(true);
+    return value;
+  }
+
   it('a nested withFileLock that is not awaited still runs under the lock after the outer call ended', async () => {
     const path = resourceIn(tempDir());
-    let inner: Promise<boolean> | undefined;
-    await withFileLock(path, () => {
-      inner = withFileLock(path, async () => {
-        await sleep(50);
-        return agent.canLock(path);
-      }, { timeout: 2_000 });
-    });
-    expect(await inner).toBe(false);
-    expect(await agent.canLock(path)).toBe(true);
+    const seen = await inUnawaitedNested(path, async () => {
+      await sleep(50);
+      return agent.canLock(path);
+    }, { timeout: 2_000 });
+    expect(seen).toBe(false);
   });
 
   it('a same-path call inside a nested fn that the outer fn did not await runs at once, at any depth', async () => {
     const path = resourceIn(tempDir());
-    let inner: Promise<unknown> | undefined;
-    await withFileLock(path, () => {
-      inner = withFileLock(path, async () => {
-        await sleep(10); // the outer fn has returned by now
-        return withFileLock(path, async () => {
-          await sleep(10);
-          const deepest = await withFileLock(path, () => 'ran', { timeout: 2_000 });
-          return [deepest, await agent.canLock(path)];
-        }, { timeout: 2_000 });
+    const seen = await inUnawaitedNested(path, async () => {
+      await sleep(10); // the outer fn has returned by now
+      return withFileLock(path, async () => {
+        await sleep(10);
+        const deepest = await withFileLock(path, () => 'ran', { timeout: 2_000 });
+        return [deepest, await agent.canLock(path)];
       }, { timeout: 2_000 });
-    });
-    expect(await inner).toEqual(['ran', false]);
-    expect(await agent.canLock(path)).toBe(true);
+    }, { timeout: 2_000 });
+    expect(seen).toEqual(['ran', false]);
   });
 
   it('lock() and tryLock() inside a non-awaited nested fn are reentrant too', async () => {
     const path = resourceIn(tempDir());
-    let inner: Promise<unknown> | undefined;
-    await withFileLock(path, () => {
-      inner = withFileLock(path, async () => {
-        await sleep(10);
-        const viaLock = await lock(path, { timeout: 2_000 });
-        const viaTry = await tryLock(path);
-        const held = [viaLock.released, viaTry?.released];
-        await viaTry?.release();
-        await viaLock.release();
-        return [...held, await agent.canLock(path)];
-      });
+    const seen = await inUnawaitedNested(path, async () => {
+      await sleep(10);
+      const viaLock = await lock(path, { timeout: 2_000 });
+      const viaTry = await tryLock(path);
+      const held = [viaLock.released, viaTry?.released];
+      await viaTry?.release();
+      await viaLock.release();
+      return [...held, await agent.canLock(path)];
     });
-    expect(await inner).toEqual([false, false, false]);
-    expect(await agent.canLock(path)).toBe(true);
+    expect(seen).toEqual([false, false, false]);
   });
 
   it('a nested error propagates through the outer call and still releases the lock', async () => {
