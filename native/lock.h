@@ -11,7 +11,7 @@
 //   claim            the right, held by one caller in the process at a time,
 //                    to lock, unlock, open or close a slot's descriptor
 //   descriptor       the open lock file: an fd on POSIX, a HANDLE on Windows
-//                    (the type below is still named Handle)
+//                    (Descriptor, below; Slot::descriptor)
 //   queue ticket     an OFD record lock on byte 0 that a waiter takes before
 //                    it blocks on the lock, so one waiter at a time blocks
 //                    (Linux; lock_posix.cc)
@@ -39,8 +39,8 @@
 namespace nfl {
 
 // A descriptor: an fd on POSIX, a HANDLE on Windows.
-using Handle = intptr_t;
-constexpr Handle kNoHandle = -1;
+using Descriptor = intptr_t;
+constexpr Descriptor kNoDescriptor = -1;
 
 // Results of try_lock and wait_lock; the binding exports the first two as
 // ACQUIRED and BUSY. Errors are negative libuv-style numbers (-errno on
@@ -56,20 +56,20 @@ constexpr int kCancelled = 3;
 // anything but a regular file. On failure *syscall names the failed call.
 // kBusy: the file cannot be opened for now but will be (Windows: another
 // process opened it sharing nothing, or it is being deleted); wait and retry.
-int open_lock_file(const char* utf8_path, Handle* out, const char** syscall);
-void close_lock_file(Handle h);
+int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall);
+void close_lock_file(Descriptor d);
 
 // One non-blocking attempt to lock the whole file. exclusive is always true
 // for now: shared locks are not offered yet.
-int try_lock(Handle h, bool exclusive);
-// Drops the lock taken through h. Unlocking an unlocked file is not an error.
-int unlock(Handle h);
+int try_lock(Descriptor d, bool exclusive);
+// Drops the lock taken through d. Unlocking an unlocked file is not an error.
+int unlock(Descriptor d);
 
 // Blocks the calling (dedicated, never libuv) thread until the lock is
 // taken, an error occurs, or cancelled is set and interrupt_wait() has been
 // called for this thread: then returns kCancelled. Where a blocked call
 // cannot be interrupted now, it polls instead, noticing cancelled by itself.
-int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled);
+int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled);
 // Makes wait_lock on thread t notice cancellation soon, if it can. The
 // caller repeats it until the wait has ended (one may land just before the
 // call blocks) and never calls it after the thread ended. Never blocks.
@@ -82,9 +82,9 @@ std::thread::native_handle_type this_thread();
 // environment that loaded it.
 void keep_loaded();
 
-// True when another process holds the queue ticket for the lock behind h
+// True when another process holds the queue ticket for the lock behind d
 // (see wait_lock); false where that cannot be known.
-bool others_waiting(Handle h);
+bool others_waiting(Descriptor d);
 
 // Identity of an open file or of what a path names now (symlinks
 // followed): equal dev and ino mean the same file.
@@ -92,7 +92,7 @@ struct FileId {
   uint64_t dev;
   uint64_t ino;
 };
-int file_id(Handle h, FileId* out);
+int file_id(Descriptor d, FileId* out);
 int path_id(const char* utf8_path, FileId* out);
 
 // 1 if the directory at path tells names apart by case, 0 if it matches

@@ -91,9 +91,11 @@ int record_call(int fd, int cmd, short type, off_t len) {
 
 int record_lock(int fd, short type, bool wait) { return record_call(fd, wait ? F_SETLKW : F_SETLK, type, 0); }
 
+// A descriptor is an fd here.
+int fd_of(Descriptor d) { return static_cast<int>(d); }
+
 // One lock call, not retried on EINTR (the blocking wait relies on that).
-int lock_once(Handle h, bool exclusive, bool wait) {
-  int fd = static_cast<int>(h);
+int lock_once(int fd, bool exclusive, bool wait) {
   if (kRecordLocks) return record_lock(fd, exclusive ? F_WRLCK : F_RDLCK, wait);
   int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
   return flock(fd, op) == 0 ? 0 : -errno;
@@ -108,7 +110,7 @@ const char* const kUnlockSyscall = kLockSyscall;
 const char* const kStatSyscall = "stat";
 const char* const kThreadSyscall = "pthread_create";
 
-int open_lock_file(const char* path, Handle* out, const char** syscall) {
+int open_lock_file(const char* path, Descriptor* out, const char** syscall) {
   *syscall = "open";
   // O_NONBLOCK: a FIFO planted at the lock path must not hang the open.
   int fd = open(path, open_flags(O_RDWR | O_CREAT), 0666);
@@ -139,12 +141,12 @@ int open_lock_file(const char* path, Handle* out, const char** syscall) {
   return 0;
 }
 
-void close_lock_file(Handle h) { close(static_cast<int>(h)); }
+void close_lock_file(Descriptor d) { close(fd_of(d)); }
 
-int try_lock(Handle h, bool exclusive) {
+int try_lock(Descriptor d, bool exclusive) {
   int r;
   do {
-    r = lock_once(h, exclusive, false);
+    r = lock_once(fd_of(d), exclusive, false);
   } while (r == -EINTR);
   // EWOULDBLOCK is flock's contention result; fcntl answers EAGAIN or
   // EACCES, and so do systems that emulate flock with it.
@@ -152,10 +154,11 @@ int try_lock(Handle h, bool exclusive) {
   return r == 0 ? kAcquired : r;
 }
 
-int unlock(Handle h) {
+int unlock(Descriptor d) {
+  int fd = fd_of(d);
   int r;
   do {
-    r = kRecordLocks ? record_lock(static_cast<int>(h), F_UNLCK, false) : (flock(static_cast<int>(h), LOCK_UN) == 0 ? 0 : -errno);
+    r = kRecordLocks ? record_lock(fd, F_UNLCK, false) : (flock(fd, LOCK_UN) == 0 ? 0 : -errno);
   } while (r == -EINTR);
   return r;
 }
@@ -176,22 +179,24 @@ namespace {
 // and a waiter stopped while holding one would keep every peer out of a
 // free lock.
 #ifdef F_OFD_SETLKW
-constexpr bool kHaveQueue = true;
+constexpr bool kHaveTickets = true;
 #else
 // Never called without OFD locks; an invalid command if it ever were.
-constexpr bool kHaveQueue = false;
+constexpr bool kHaveTickets = false;
 #define F_OFD_GETLK (-1)
 #define F_OFD_SETLK (-1)
 #define F_OFD_SETLKW (-1)
 #endif
 
-bool tickets_usable(int fd) { return kHaveQueue && !kRecordLocks && flock_apart_from_record_locks(fd); }
+bool ticket_usable(int fd) { return kHaveTickets && !kRecordLocks && flock_apart_from_record_locks(fd); }
 
-// A ticket is byte 0 alone.
-int queue_call(int fd, int cmd, short type) { return record_call(fd, cmd, type, 1); }
+// A ticket is byte 0 alone. Taking one without waiting answers EAGAIN or
+// EACCES while another open file description holds it.
+int ticket_take(int fd, bool wait) { return record_call(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, F_WRLCK, 1); }
+void ticket_return(int fd) { record_call(fd, F_OFD_SETLK, F_UNLCK, 1); }
 
 // True if another open file description holds a ticket (not some other
-// record lock) on the queue byte.
+// record lock) on byte 0.
 bool ticket_taken(int fd) {
   struct flock fl = record(F_WRLCK, 1);
   if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
@@ -210,38 +215,38 @@ int blocking(const std::atomic<bool>& cancelled, Call call) {
 
 }  // namespace
 
-int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
+int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
   install_wake_signal();
   if (!wake_signal_ours()) {
     // No way to interrupt a blocked call: poll, 1 ms apart.
     for (;;) {
       if (cancelled.load()) return kCancelled;
-      int r = try_lock(h, exclusive);
+      int r = try_lock(d, exclusive);
       if (r != kBusy) return r;
       struct timespec ms = {0, 1000000};
       nanosleep(&ms, nullptr);
     }
   }
-  int fd = static_cast<int>(h);
+  int fd = fd_of(d);
   // A read-only descriptor cannot take a write ticket (EBADF), and some file
-  // systems have no OFD locks: then wait without queueing.
-  bool queued = false;
-  if (tickets_usable(fd)) {
-    int q = queue_call(fd, F_OFD_SETLK, F_WRLCK);
-    if ((q == -EAGAIN || q == -EACCES) && ticket_taken(fd)) {
-      q = blocking(cancelled, [fd] { return queue_call(fd, F_OFD_SETLKW, F_WRLCK); });
-      if (q == kCancelled) return kCancelled;
+  // systems have no OFD locks: then wait without one.
+  bool ticketed = false;
+  if (ticket_usable(fd)) {
+    int t = ticket_take(fd, false);
+    if ((t == -EAGAIN || t == -EACCES) && ticket_taken(fd)) {
+      t = blocking(cancelled, [fd] { return ticket_take(fd, true); });
+      if (t == kCancelled) return kCancelled;
     }
-    queued = q == 0;
+    ticketed = t == 0;
   }
-  int r = blocking(cancelled, [h, exclusive] { return lock_once(h, exclusive, true); });
-  if (queued) queue_call(fd, F_OFD_SETLK, F_UNLCK);
+  int r = blocking(cancelled, [fd, exclusive] { return lock_once(fd, exclusive, true); });
+  if (ticketed) ticket_return(fd);
   return r == 0 ? kAcquired : r;
 }
 
-bool others_waiting(Handle h) {
-  int fd = static_cast<int>(h);
-  return tickets_usable(fd) && ticket_taken(fd);
+bool others_waiting(Descriptor d) {
+  int fd = fd_of(d);
+  return ticket_usable(fd) && ticket_taken(fd);
 }
 
 void interrupt_wait(std::thread::native_handle_type t) {
@@ -271,9 +276,9 @@ void to_id(const struct stat& st, FileId* out) {
 }
 }  // namespace
 
-int file_id(Handle h, FileId* out) {
+int file_id(Descriptor d, FileId* out) {
   struct stat st;
-  if (fstat(static_cast<int>(h), &st) != 0) return -errno;
+  if (fstat(fd_of(d), &st) != 0) return -errno;
   to_id(st, out);
   return 0;
 }

@@ -23,7 +23,7 @@ namespace {
 
 int last_error() { return uv_translate_sys_error(static_cast<int>(GetLastError())); }
 
-HANDLE as_handle(Handle h) { return reinterpret_cast<HANDLE>(h); }
+HANDLE as_handle(Descriptor d) { return reinterpret_cast<HANDLE>(d); }
 
 std::wstring wide(const char* utf8) {
   int n = MultiByteToWideChar(CP_UTF8, 0, utf8, -1, nullptr, 0);
@@ -78,7 +78,7 @@ bool open_busy(DWORD err) { return err == ERROR_SHARING_VIOLATION || (err == ERR
 
 }  // namespace
 
-int open_lock_file(const char* utf8_path, Handle* out, const char** syscall) {
+int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall) {
   *syscall = "CreateFileW";
   std::wstring path = native_path(utf8_path);
   // OPEN_REPARSE_POINT: a symlink at the lock path is opened itself, never
@@ -108,35 +108,35 @@ int open_lock_file(const char* utf8_path, Handle* out, const char** syscall) {
     CloseHandle(h);
     return (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) ? UV_ELOOP : UV_EISDIR;
   }
-  *out = reinterpret_cast<Handle>(h);
+  *out = reinterpret_cast<Descriptor>(h);
   return 0;
 }
 
-void close_lock_file(Handle h) { CloseHandle(as_handle(h)); }
+void close_lock_file(Descriptor d) { CloseHandle(as_handle(d)); }
 
-int try_lock(Handle h, bool exclusive) {
+int try_lock(Descriptor d, bool exclusive) {
   OVERLAPPED ov = {};  // Offset 0: the start of the fixed range.
   DWORD flags = LOCKFILE_FAIL_IMMEDIATELY | (exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0);
-  if (LockFileEx(as_handle(h), flags, 0, MAXDWORD, MAXDWORD, &ov)) return kAcquired;
+  if (LockFileEx(as_handle(d), flags, 0, MAXDWORD, MAXDWORD, &ov)) return kAcquired;
   DWORD err = GetLastError();
   // ERROR_LOCK_VIOLATION is the documented answer of FAIL_IMMEDIATELY.
   if (err == ERROR_LOCK_VIOLATION || err == ERROR_IO_PENDING) return kBusy;
   return uv_translate_sys_error(static_cast<int>(err));
 }
 
-int unlock(Handle h) {
+int unlock(Descriptor d) {
   OVERLAPPED ov = {};
-  if (UnlockFileEx(as_handle(h), 0, MAXDWORD, MAXDWORD, &ov)) return 0;
+  if (UnlockFileEx(as_handle(d), 0, MAXDWORD, MAXDWORD, &ov)) return 0;
   if (GetLastError() == ERROR_NOT_LOCKED) return 0;
   return last_error();
 }
 
 // A blocking LockFileEx cannot be interrupted portably (CancelSynchronousIo
 // does not reach it everywhere), so the dedicated thread polls, 1 ms apart.
-int wait_lock(Handle h, bool exclusive, const std::atomic<bool>& cancelled) {
+int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
   for (;;) {
     if (cancelled.load()) return kCancelled;
-    int r = try_lock(h, exclusive);
+    int r = try_lock(d, exclusive);
     if (r != kBusy) return r;
     Sleep(1);
   }
@@ -155,7 +155,7 @@ void keep_loaded() {
 }
 
 // Waiters poll here; there is no queue to look at.
-bool others_waiting(Handle) { return false; }
+bool others_waiting(Descriptor) { return false; }
 
 namespace {
 int handle_id(HANDLE h, FileId* out) {
@@ -167,7 +167,7 @@ int handle_id(HANDLE h, FileId* out) {
 }
 }  // namespace
 
-int file_id(Handle h, FileId* out) { return handle_id(as_handle(h), out); }
+int file_id(Descriptor d, FileId* out) { return handle_id(as_handle(d), out); }
 
 int path_id(const char* utf8_path, FileId* out) {
   // No access rights are needed to read the file index; share everything so

@@ -38,18 +38,18 @@ std::shared_ptr<Slot> Registry::slot(const std::string& path) {
 
 int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled, const char** syscall) {
   for (int attempt = 0; attempt < 3; attempt++) {
-    if (s.handle == kNoHandle) {
-      Handle h;
-      int r = open_lock_file(s.path.c_str(), &h, syscall);
+    if (s.descriptor == kNoDescriptor) {
+      Descriptor d;
+      int r = open_lock_file(s.path.c_str(), &d, syscall);
       if (r == 0) {
-        r = file_id(h, &s.id);
+        r = file_id(d, &s.id);
         *syscall = kStatSyscall;
-        if (r != 0) close_lock_file(h);
+        if (r != 0) close_lock_file(d);
       }
       if (r != 0) return r;
-      s.handle = h;
+      s.descriptor = d;
     }
-    int r = cancelled ? wait_lock(s.handle, exclusive, *cancelled) : try_lock(s.handle, exclusive);
+    int r = cancelled ? wait_lock(s.descriptor, exclusive, *cancelled) : try_lock(s.descriptor, exclusive);
     if (r != kAcquired) {
       if (r < 0) *syscall = kLockSyscall;
       return r;
@@ -59,9 +59,9 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
     // Deleted or replaced since it was opened: a lock on an orphan excludes
     // nobody. Start over with whatever is at the path now; if the path is
     // unusable, the open reports why.
-    unlock(s.handle);
-    close_lock_file(s.handle);
-    s.handle = kNoHandle;
+    unlock(s.descriptor);
+    close_lock_file(s.descriptor);
+    s.descriptor = kNoDescriptor;
   }
   return kBusy;  // Replaced again and again: the caller waits and retries.
 }
@@ -86,10 +86,10 @@ void Registry::unclaim(Slot& s, bool may_keep) {
   bool hot = now - before_last < kHotFor.count() || s.waiting.load() > 0;
   s.freed_before.store(s.freed_at.load(std::memory_order_relaxed), std::memory_order_relaxed);
   s.freed_at.store(now, std::memory_order_relaxed);
-  bool keep_open = hot && may_keep && s.handle != kNoHandle;
-  if (!keep_open && s.handle != kNoHandle) {
-    close_lock_file(s.handle);
-    s.handle = kNoHandle;
+  bool keep_open = hot && may_keep && s.descriptor != kNoDescriptor;
+  if (!keep_open && s.descriptor != kNoDescriptor) {
+    close_lock_file(s.descriptor);
+    s.descriptor = kNoDescriptor;
   }
   s.owner.store(nullptr);
   s.last_used.store(generation_.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -120,8 +120,8 @@ int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_
   if (r == kAcquired && will_wait && ++s.streak % kLookEvery == 0) {
     auto now = std::chrono::steady_clock::now();
     if (now - s.streak_began >= kTurn) {
-      if (others_waiting(s.handle)) {
-        unlock(s.handle);
+      if (others_waiting(s.descriptor)) {
+        unlock(s.descriptor);
         r = kBusy;
       } else {
         s.streak_began = now;
@@ -163,7 +163,7 @@ void Registry::wake_waiters(Slot& s) {
 }
 
 int Registry::release(Slot& s) {
-  int r = unlock(s.handle);
+  int r = unlock(s.descriptor);
   // After an unlock error, closing is what drops the lock.
   unclaim(s, r == 0);
   return r;
@@ -207,9 +207,9 @@ void Registry::release_all(const void* owner) {
 bool Registry::close_unclaimed(Slot& s) {
   int expected = kFree;
   if (!s.state.compare_exchange_strong(expected, kClosing)) return false;
-  if (s.handle != kNoHandle) {
-    close_lock_file(s.handle);
-    s.handle = kNoHandle;
+  if (s.descriptor != kNoDescriptor) {
+    close_lock_file(s.descriptor);
+    s.descriptor = kNoDescriptor;
   }
   s.state.store(kFree);
   return true;

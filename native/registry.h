@@ -62,7 +62,7 @@ struct Slot : std::enable_shared_from_this<Slot> {
   std::condition_variable freed;
 
   // Used only by the claim holder, or by a closer while kClosing.
-  Handle handle = kNoHandle;
+  Descriptor descriptor = kNoDescriptor;
   FileId id{};
   // Acquisitions without waiting since this process last waited, and when
   // that run began.
