@@ -29,10 +29,11 @@
 // The platform files hold none of it: each function here makes one attempt
 // (or one blocking wait) with the platform's calls, and folds contention
 // into kBusy. They only retry a call interrupted by a signal, and a wait
-// that cannot be interrupted polls (wait_lock).
+// that cannot be interrupted polls (poll_lock).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <thread>
 
@@ -68,7 +69,7 @@ int unlock(Descriptor d);
 // Blocks the calling (dedicated, never libuv) thread until the lock is
 // taken, an error occurs, or cancelled is set and interrupt_wait() has been
 // called for this thread: then returns kCancelled. Where a blocked call
-// cannot be interrupted now, it polls instead, noticing cancelled by itself.
+// cannot be interrupted now, it polls instead (poll_lock).
 int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled);
 // Makes wait_lock on thread t notice cancellation soon, if it can. The
 // caller repeats it until the wait has ended (one may land just before the
@@ -76,6 +77,17 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled);
 void interrupt_wait(std::thread::native_handle_type t);
 // The calling thread, as interrupt_wait takes it.
 std::thread::native_handle_type this_thread();
+
+// wait_lock where no blocked call can be interrupted: try_lock every
+// millisecond, noticing cancelled by itself (kCancelled).
+inline int poll_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
+  for (;;) {
+    if (cancelled.load()) return kCancelled;
+    int r = try_lock(d, exclusive);
+    if (r != kBusy) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
 
 // Keeps the addon loaded for the life of the process: its threads outlive
 // any one Node environment, and Node unloads an addon with the last

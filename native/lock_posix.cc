@@ -16,7 +16,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <mutex>
@@ -217,16 +216,8 @@ int blocking(const std::atomic<bool>& cancelled, Call call) {
 
 int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
   install_wake_signal();
-  if (!wake_signal_ours()) {
-    // No way to interrupt a blocked call: poll, 1 ms apart.
-    for (;;) {
-      if (cancelled.load()) return kCancelled;
-      int r = try_lock(d, exclusive);
-      if (r != kBusy) return r;
-      struct timespec ms = {0, 1000000};
-      nanosleep(&ms, nullptr);
-    }
-  }
+  // Without our signal handler no blocked call can be interrupted.
+  if (!wake_signal_ours()) return poll_lock(d, exclusive, cancelled);
   int fd = fd_of(d);
   // A read-only descriptor cannot take a write ticket (EBADF), and some file
   // systems have no OFD locks: then wait without one.

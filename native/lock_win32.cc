@@ -132,14 +132,9 @@ int unlock(Descriptor d) {
 }
 
 // A blocking LockFileEx cannot be interrupted portably (CancelSynchronousIo
-// does not reach it everywhere), so the dedicated thread polls, 1 ms apart.
+// does not reach it everywhere), so the dedicated thread polls.
 int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
-  for (;;) {
-    if (cancelled.load()) return kCancelled;
-    int r = try_lock(d, exclusive);
-    if (r != kBusy) return r;
-    Sleep(1);
-  }
+  return poll_lock(d, exclusive, cancelled);
 }
 
 void interrupt_wait(std::thread::native_handle_type) {}
