@@ -231,8 +231,8 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// closeIdle(): closes kept descriptors not used since the previous call;
-// returns how many stay kept.
+// closeIdle(): closes kept descriptors released over kIdleFor ago; returns
+// how many stay kept.
 Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
   return Number(info.Env(), Registry::instance().close_idle());
 }
@@ -297,10 +297,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     }
     state->waits.clear();
     Registry::instance().release_all(state.get());
-    // Its sweep timer is gone: close what is idle now (twice: one sweep
-    // spares descriptors used since the previous one).
-    Registry::instance().close_idle();
-    Registry::instance().close_idle();
+    // Its sweep timer is gone, and no other environment may run one: close
+    // every kept descriptor nobody holds or waits for now, however recently
+    // released (one another thread still uses is reopened at its next lock).
+    Registry::instance().close_idle(std::chrono::milliseconds(0));
     state->report.Release();
   });
   exports["slot"] = Napi::Function::New(env, GetSlot, "slot");

@@ -1,14 +1,28 @@
 #include "registry.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <thread>
 #include <vector>
 
 namespace nfl {
 
+const std::chrono::milliseconds kIdleFor = [] {
+  const char* ms = std::getenv("NATIVE_FILE_LOCK_TEST_IDLE_MS");
+  long n = ms != nullptr ? std::strtol(ms, nullptr, 10) : -1;
+  return std::chrono::milliseconds(n >= 0 ? n : 1000);
+}();
+
 namespace {
 bool same_file(const FileId& a, const FileId& b) { return a.dev == b.dev && a.ino == b.ino; }
+
+// Only for the claim holder, or a closer while kClosing.
+void close_descriptor(Slot& s) {
+  if (s.descriptor == kNoDescriptor) return;
+  close_lock_file(s.descriptor);
+  s.descriptor = kNoDescriptor;
+}
 
 // Every release reads it, so the cheapest monotonic clock there is: Linux's
 // coarse clock (a few ms of resolution, a quarter of CLOCK_MONOTONIC's cost).
@@ -60,8 +74,7 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
     // nobody. Start over with whatever is at the path now; if the path is
     // unusable, the open reports why.
     unlock(s.descriptor);
-    close_lock_file(s.descriptor);
-    s.descriptor = kNoDescriptor;
+    close_descriptor(s);
   }
   return kBusy;  // Replaced again and again: the caller waits and retries.
 }
@@ -87,12 +100,8 @@ void Registry::unclaim(Slot& s, bool may_keep) {
   s.freed_before.store(s.freed_at.load(std::memory_order_relaxed), std::memory_order_relaxed);
   s.freed_at.store(now, std::memory_order_relaxed);
   bool keep_open = hot && may_keep && s.descriptor != kNoDescriptor;
-  if (!keep_open && s.descriptor != kNoDescriptor) {
-    close_lock_file(s.descriptor);
-    s.descriptor = kNoDescriptor;
-  }
+  if (!keep_open) close_descriptor(s);
   s.owner.store(nullptr);
-  s.last_used.store(generation_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   s.state.store(kFree);
   // A waiter increments `waiting` before it checks `state` under the
   // mutex, so either it sees the slot free or we see it waiting here.
@@ -207,20 +216,20 @@ void Registry::release_all(const void* owner) {
 bool Registry::close_unclaimed(Slot& s) {
   int expected = kFree;
   if (!s.state.compare_exchange_strong(expected, kClosing)) return false;
-  if (s.descriptor != kNoDescriptor) {
-    close_lock_file(s.descriptor);
-    s.descriptor = kNoDescriptor;
-  }
+  close_descriptor(s);
   s.state.store(kFree);
   return true;
 }
 
-int Registry::close_idle() {
-  uint64_t previous = generation_.fetch_add(1);
+int Registry::close_idle(std::chrono::milliseconds idle_for) {
+  int64_t released_before = now_ms() - idle_for.count();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = kept_.begin(); it != kept_.end();) {
     Slot& s = **it;
-    if (s.waiting.load() == 0 && s.last_used.load() < previous && close_unclaimed(s)) {
+    // freed_at is read before the slot is marked kClosing: a release in
+    // between only costs its next claim a reopen.
+    bool idle = s.waiting.load() == 0 && s.freed_at.load(std::memory_order_relaxed) <= released_before;
+    if (idle && close_unclaimed(s)) {
       s.kept.store(false);
       it = kept_.erase(it);
     } else {

@@ -16,10 +16,11 @@
 //
 // A descriptor outlives its claim only while its lock is hot: the claim
 // given up for the third time within kHotFor, or a thread here waiting for
-// it. A cold lock's descriptor is closed as the claim is given
-// up (so a file system can be unmounted right after a release), and at most
-// kKeptMax hot ones stay open, the least recently used closed first. Neither depends on
-// a timer; the periodic close_idle only tidies up what stopped being used.
+// it. A cold lock's descriptor is closed as the claim is given up (so a
+// file system can be unmounted right after a release), and at most
+// kKeptMax hot ones stay open, the least recently used closed first. Neither
+// depends on a timer; close_idle, called now and then, only closes kept
+// descriptors released more than kIdleFor ago.
 #pragma once
 
 #include <atomic>
@@ -43,6 +44,9 @@ constexpr int kClosing = 2;  // an idle descriptor is being closed; free right a
 
 constexpr auto kHotFor = std::chrono::milliseconds(100);
 constexpr size_t kKeptMax = 16;
+// How long a kept descriptor may go unused before close_idle closes it.
+// NATIVE_FILE_LOCK_TEST_IDLE_MS (read once at load) sets it for tests.
+extern const std::chrono::milliseconds kIdleFor;
 
 struct Slot : std::enable_shared_from_this<Slot> {
   explicit Slot(std::string p) : path(std::move(p)) {}
@@ -53,7 +57,6 @@ struct Slot : std::enable_shared_from_this<Slot> {
   std::atomic<int> state{kFree};
   std::atomic<const void*> owner{nullptr};
   std::atomic<int> waiting{0};
-  std::atomic<uint64_t> last_used{0};  // sweep generation of the last release
   // Monotonic milliseconds of the last two times the claim was given up;
   // written by the claim holder.
   std::atomic<int64_t> freed_at{std::numeric_limits<int64_t>::min() / 2};
@@ -95,9 +98,10 @@ class Registry {
   int release(Slot& s);
   // Releases everything owner holds (a worker_thread that ended holding).
   void release_all(const void* owner);
-  // Closes kept descriptors not used since the previous sweep and forgets
-  // slots nobody refers to. Returns how many descriptors stay kept.
-  int close_idle();
+  // Closes kept descriptors released idle_for ago or longer that nobody
+  // holds or waits for, and forgets slots nobody refers to. Returns how
+  // many descriptors stay kept.
+  int close_idle(std::chrono::milliseconds idle_for = kIdleFor);
 
  private:
   bool claim(Slot& s, const void* owner);
@@ -111,7 +115,6 @@ class Registry {
   // kKeptMax.
   void keep(Slot& s);
 
-  std::atomic<uint64_t> generation_{1};
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Slot>> slots_;
   std::vector<std::shared_ptr<Slot>> kept_;
