@@ -2,34 +2,48 @@
 // (lock_posix.cc: flock(2); lock_win32.cc: LockFileEx).
 //
 // Words, as both languages use them (README "How it works" has the rest):
-//   held lock        what lock()/tryLock() return: a FileLock (src/handle.ts)
+//   held lock        what lock()/tryLock() return and withFileLock holds:
+//                    FileLock, implemented by HeldLock (src/held-lock.ts)
 //   per-thread line  one JavaScript thread's FIFO of callers for one lock
-//                    file (PathLock, src/in-process.ts)
+//                    file (Line, src/line.ts)
 //   process-wide slot  one per canonical lock path, shared by every
 //                    worker_thread: the descriptor and the claim (Slot,
 //                    registry.h); the registry is their table
 //   claim            the right, held by one caller in the process at a time,
 //                    to lock, unlock, open or close a slot's descriptor
+//                    (Registry::claim, unclaim)
 //   descriptor       the open lock file: an fd on POSIX, a HANDLE on Windows
 //                    (Descriptor, below; Slot::descriptor)
+//   file lock        the kernel's lock taken through a descriptor: try_lock,
+//                    wait_lock, unlock, below
 //   queue ticket     an OFD record lock on byte 0 that a waiter takes before
 //                    it blocks on the lock, so one waiter at a time blocks
-//                    (Linux; lock_posix.cc)
+//                    (Linux; ticket_take, ticket_return in lock_posix.cc)
 //   turn, streak     how long a process may keep re-taking a lock without
 //                    waiting (kTurn), and that run of acquisitions
 //                    (Slot::streak); registry.cc
+//   kept descriptor  one left open after its claim was given up, because its
+//                    lock is hot; close_idle closes it once unused for
+//                    kIdleFor (registry.h)
 //   wait thread, poller  the addon's threads that block in wait_lock, and
-//                    the one that retries queued waits (wait_pool.h)
+//                    the one that retries queued waits (wait_pool.h); the
+//                    JavaScript side of a wait is waitForFile (src/wait.ts)
 //
 // Policy lives above this header, in registry.cc: the claim, the turn and
 // streak, when to step back for a queued process, reopening a replaced
-// file, and which descriptors stay open. It is below the JavaScript line
-// because fairness between processes is decided at the moment of each
-// acquisition, on whatever thread makes it (a wait thread included).
-// The platform files hold none of it: each function here makes one attempt
-// (or one blocking wait) with the platform's calls, and folds contention
-// into kBusy. They only retry a call interrupted by a signal, and a wait
-// that cannot be interrupted polls (poll_lock).
+// file, and which descriptors stay open and for how long. It is below the
+// JavaScript line because fairness between processes is decided at the
+// moment of each acquisition, on whatever thread makes it (a wait thread
+// included). The platform files hold none of it: each function here makes
+// one attempt (or one blocking wait) with the platform's calls, and folds
+// contention into kBusy. They only retry a call interrupted by a signal; a
+// wait that cannot be interrupted polls (poll_lock, below); and on Linux a
+// blocking wait queues behind a ticket, which others_waiting lets the
+// registry see.
+//
+// exclusive is always true for now: shared locks are not offered yet. false
+// would ask the kernel for a shared lock, but nothing passes it and no test
+// covers it.
 #pragma once
 
 #include <atomic>
@@ -60,8 +74,7 @@ constexpr int kCancelled = 3;
 int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall);
 void close_lock_file(Descriptor d);
 
-// One non-blocking attempt to lock the whole file. exclusive is always true
-// for now: shared locks are not offered yet.
+// One non-blocking attempt to lock the whole file (exclusive: see above).
 int try_lock(Descriptor d, bool exclusive);
 // Drops the lock taken through d. Unlocking an unlocked file is not an error.
 int unlock(Descriptor d);
