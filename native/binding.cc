@@ -13,7 +13,6 @@
 // The JavaScript thread never waits for a wait thread: cancelling only
 // marks the wait, and whatever its thread still gets is given back.
 #include <napi.h>
-#include <uv.h>  // UV_E* error numbers only; no libuv function is called.
 
 #include <cstring>
 #include <memory>
