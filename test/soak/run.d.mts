@@ -21,7 +21,18 @@ export interface SoakOptions {
   log?: (line: string) => void;
 }
 
-export interface SoakResult {
+/** What went wrong, counted: the same in a soak's result and in an audit of its journals. */
+export interface Outcomes {
+  overlaps: number;
+  lost: number;
+  timeouts: number;
+  aborts: number;
+  busy: number;
+  errors: number;
+  problems: string[];
+}
+
+export interface SoakResult extends Outcomes {
   lockKind: LockKind;
   duration: number;
   elapsed: number;
@@ -34,30 +45,16 @@ export interface SoakResult {
   reconciled: number;
   entered: number;
   counter: number;
-  overlaps: number;
-  lost: number;
-  timeouts: number;
-  aborts: number;
-  busy: number;
-  errors: number;
   leakedDescriptors: number;
   lockFreeAfter: boolean;
-  problems: string[];
 }
 
-export interface Audit {
+export interface Audit extends Outcomes {
   counter: number;
   entered: number;
   committed: number;
   logged: number;
   reconciled: number;
-  overlaps: number;
-  lost: number;
-  timeouts: number;
-  aborts: number;
-  busy: number;
-  errors: number;
-  problems: string[];
 }
 
 export function runSoak(options: SoakOptions): Promise<SoakResult>;

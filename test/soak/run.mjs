@@ -89,8 +89,8 @@ function descriptors(pid) {
 function peerSeesFree(lockPath, lockKind, shim) {
   const { LD_PRELOAD: _preload, ...env } = process.env;
   if (lockKind !== 'fcntl') return spawnSync('flock', ['-n', lockPath, 'true'], { env: shim ? peerEnv(shim) : env }).status === 0;
-  const code = 'import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\ntry:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(1)';
-  return spawnSync('python3', ['-c', code, lockPath], { env }).status === 0;
+  const peer = join(here, '..', 'fixtures', 'fcntl-peer.py');
+  return spawnSync('python3', [peer, lockPath, 'lockf', 'probe'], { input: 'probe\n', encoding: 'utf8', env }).stdout.trim() === 'free';
 }
 
 const PEER_NAME = { flock: 'flock(1)', fcntl: 'Python fcntl.lockf', nfs: 'flock(1) (NFS model)', 'nfs-tickets': 'flock(1) (NFS model)' };
