@@ -13,7 +13,7 @@ import { unwatchForDeadlock, watchForDeadlock } from './self-deadlock.js';
  * lock file.
  */
 export class Line {
-  held = false;
+  private held = false;
   readonly slot: Slot;
   private readonly waiters = new Set<Waiter>();
 
