@@ -11,8 +11,10 @@ import { beforeEach, expect, onTestFinished, type TestContext } from 'vitest';
 
 import { FileLockError, tryLock } from 'native-file-lock';
 
+/** test/fixtures/: the programs tests start, as real files (see README "Development"). */
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
+/** The path of test/fixtures/name. */
 export function fixture(name: string): string {
   return join(FIXTURES, name);
 }
@@ -163,8 +165,8 @@ export const requirementsEnforced = !!process.env.CI && process.env.CI !== 'fals
 
 /**
  * Skips the test (ctx) with the reason when a requirement is missing, or fails
- * under CI (see Requirement). Call it before creating temp dirs or mounts:
- * vitest runs no onTestFinished cleanup for a skipped test.
+ * under CI (see Requirement). Call it first, before creating temp dirs or
+ * mounts, so that a skipped test leaves nothing to clean up.
  */
 export function skipWithout(ctx: Pick<TestContext, 'skip'>, ...needs: Requirement[]): void {
   const reason = missing(...needs);
