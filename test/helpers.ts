@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { beforeEach, expect, onTestFinished, type TestContext } from 'vitest';
 
 import { FileLockError, tryLock } from 'native-file-lock';
@@ -427,4 +428,62 @@ export async function expectFree(agent: Agent, path: string): Promise<void> {
   const handle = await tryLock(path);
   expect(handle).toBeDefined();
   await handle!.release();
+}
+
+/**
+ * test/fixtures/agent.mjs as a worker_thread of this process: the same
+ * commands as Agent, so tests can observe one thread's locks from another.
+ */
+export class ThreadAgent {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
+  private ended = false;
+
+  private constructor(readonly worker: Worker) {
+    worker.on('message', (reply: Reply) => {
+      const waiter = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      waiter?.resolve(reply);
+    });
+    const end = (error?: Error) => {
+      this.ended = true;
+      for (const waiter of this.pending.values()) waiter.reject(error ?? new Error('worker agent exited'));
+      this.pending.clear();
+    };
+    worker.on('error', end);
+    worker.on('exit', () => end());
+  }
+
+  static async start(): Promise<ThreadAgent> {
+    const agent = new ThreadAgent(new Worker(fixture('agent.mjs')));
+    afterThisTest(() => agent.worker.terminate());
+    await agent.call('ping');
+    return agent;
+  }
+
+  /** Sends a command; resolves to its reply, error or not. */
+  request(op: string, args: Record<string, unknown> = {}): Promise<Reply> {
+    const id = this.nextId++;
+    return new Promise<Reply>((resolve, reject) => {
+      if (this.ended) return reject(new Error('worker agent is not running'));
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, ...args });
+    });
+  }
+
+  /** Sends a command; resolves to its value, rejects with its error. */
+  async call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    const reply = await this.request(op, args);
+    if (!reply.ok) throw Object.assign(new Error(`worker agent ${op} failed: ${reply.error.message}`), { agentError: reply.error });
+    return reply.value as T;
+  }
+
+  /** True if the worker could take the lock at once (it then releases it again). */
+  async canLock(path: string, options: Record<string, unknown> = {}): Promise<boolean> {
+    return this.call<boolean>('probe', { path, options });
+  }
+
+  async stop(): Promise<void> {
+    await this.worker.terminate();
+  }
 }

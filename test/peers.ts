@@ -8,6 +8,9 @@ import { fixture, plainEnv, Proc } from './helpers.js';
 /** How a Python peer locks: flock(2), or a POSIX record lock on the whole file. */
 export type PythonLock = 'flock' | 'lockf';
 
+/** Which lock a Python peer takes: exclusive or shared. */
+export type PythonMode = 'LOCK_EX' | 'LOCK_SH';
+
 /** util-linux flock(1) running args, e.g. [lockPath, 'sh', '-c', 'echo locked; read line']. */
 export function runFlock(args: readonly string[]): Proc {
   return new Proc('flock', args, { env: plainEnv });
@@ -24,8 +27,8 @@ export function flockProbe(lockPath: string, env: NodeJS.ProcessEnv = plainEnv):
 }
 
 /** One non-blocking attempt by Python on the lock file: 'held' if it could not take the lock. */
-export function pythonProbe(lockPath: string, kind: PythonLock = 'flock', env: NodeJS.ProcessEnv = plainEnv): 'held' | 'free' {
-  const out = spawnSync('python3', [fixture('fcntl-peer.py'), lockPath, kind, 'probe'], { input: 'probe\n', encoding: 'utf8', env });
+export function pythonProbe(lockPath: string, kind: PythonLock = 'flock', env: NodeJS.ProcessEnv = plainEnv, mode: PythonMode = 'LOCK_EX'): 'held' | 'free' {
+  const out = spawnSync('python3', [fixture('fcntl-peer.py'), lockPath, kind, 'probe', mode], { input: 'probe\n', encoding: 'utf8', env });
   const answer = out.stdout.trim();
   if (answer !== 'held' && answer !== 'free') throw new Error(`python probe failed (${out.status}): ${out.stdout} ${out.stderr}`);
   return answer;
@@ -35,8 +38,8 @@ export function pythonProbe(lockPath: string, kind: PythonLock = 'flock', env: N
  * Python waiting for the lock file and then holding it: prints 'locked' once
  * it holds it, and lets go when its stdin ends (letGo).
  */
-export function pythonHolder(lockPath: string, kind: PythonLock = 'flock'): Proc {
-  return new Proc('python3', [fixture('fcntl-peer.py'), lockPath, kind, 'hold'], { env: plainEnv });
+export function pythonHolder(lockPath: string, kind: PythonLock = 'flock', mode: PythonMode = 'LOCK_EX'): Proc {
+  return new Proc('python3', [fixture('fcntl-peer.py'), lockPath, kind, 'hold', mode], { env: plainEnv });
 }
 
 /** Ends a holder's stdin and waits for its clean exit. */
