@@ -48,7 +48,17 @@ struct EnvState {
   // The JavaScript thread's alone.
   std::unordered_map<uint32_t, Pending> waits;
   uint32_t next_id = 1;
+  // Shared holds of this environment by slot: shared holders have no owner
+  // in the registry, so the cleanup hook gives these back by count.
+  std::unordered_map<const Slot*, std::pair<std::shared_ptr<Slot>, int>> shared_holds;
 };
+
+void CountShared(EnvState& state, const std::shared_ptr<Slot>& slot, int delta) {
+  auto& entry = state.shared_holds[slot.get()];
+  if (!entry.first) entry.first = slot;
+  entry.second += delta;
+  if (entry.second <= 0) state.shared_holds.erase(slot.get());
+}
 
 std::shared_ptr<EnvState>& State(Napi::Env env) { return *env.GetInstanceData<std::shared_ptr<EnvState>>(); }
 
@@ -60,23 +70,29 @@ class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> 
  public:
   enum Phase { kWaiting, kFinished, kDelivered, kCancelled, kAbandoned };
 
-  Waiter(std::shared_ptr<EnvState> env, std::shared_ptr<Slot> slot, uint32_t id)
-      : id(id), slot(std::move(slot)), env_(std::move(env)) {}
+  Waiter(std::shared_ptr<EnvState> env, std::shared_ptr<Slot> slot, uint32_t id, bool exclusive)
+      : id(id), slot(std::move(slot)), exclusive(exclusive), env_(std::move(env)) {
+    // Counted from now until the wait ends, however it ends: meanwhile no
+    // shared holder of this process joins (writer preference).
+    if (exclusive) Registry::instance().exclusive_wait_began(*this->slot);
+  }
 
   const uint32_t id;
   const std::shared_ptr<Slot> slot;
+  const bool exclusive;
   // Written before kFinished.
   int result = 0;
   const char* syscall = "";
 
   // The claim is taken in this wait's name: until delivered, the lock is not
-  // its environment's to give back (see release_all). Exclusive, and the
-  // attempt never steps back: this is the waiter others would step back for.
-  int attempt() override { return Registry::instance().try_acquire(*slot, this, true, false, &syscall); }
-  int block() override { return Registry::instance().wait_acquire(*slot, this, true, cancelled_, &syscall); }
+  // its environment's to give back (see release_all). An exclusive attempt
+  // never steps back: this is the waiter others would step back for.
+  int attempt() override { return Registry::instance().try_acquire(*slot, this, exclusive, false, &syscall); }
+  int block() override { return Registry::instance().wait_acquire(*slot, this, exclusive, cancelled_, &syscall); }
   bool cancelled() const override { return cancelled_.load(); }
 
   void finish(int r) override {
+    stop_waiting();
     result = r;
     int expected = kWaiting;
     if (!phase_.compare_exchange_strong(expected, kFinished)) {
@@ -95,6 +111,7 @@ class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> 
     int expected = kWaiting;
     if (phase_.compare_exchange_strong(expected, kCancelled)) {
       cancelled_.store(true);
+      stop_waiting();
       Registry::instance().wake_waiters(*slot);
       nfl::cancel_wait(shared_from_this());
     } else if (expected == kFinished && phase_.compare_exchange_strong(expected, kAbandoned)) {
@@ -108,7 +125,13 @@ class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> 
     return phase_.compare_exchange_strong(expected, kDelivered);
   }
 
+  // Ends this wait's count among the slot's exclusive waiters, once.
+  void stop_waiting() {
+    if (exclusive && counted_.exchange(false)) Registry::instance().exclusive_wait_ended(*slot);
+  }
+
  private:
+  std::atomic<bool> counted_{true};
   const std::shared_ptr<EnvState> env_;
   std::atomic<bool> cancelled_{false};
   std::atomic<int> phase_{kWaiting};
@@ -134,19 +157,24 @@ Napi::Value GetSlot(const Napi::CallbackInfo& info) {
                                                     [](Napi::Env, std::shared_ptr<Slot>* s) { delete s; });
 }
 
-// acquire(slot, willWait): one attempt, never waits; see try_acquire.
-// Exclusive only: shared locks are not offered yet.
+// acquire(slot, willWait, shared): one attempt, never waits; see try_acquire.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
-  Slot& slot = *SlotArg(info[0]);
+  std::shared_ptr<Slot>& slot = SlotArg(info[0]);
   bool will_wait = info[1].As<Napi::Boolean>().Value();
+  bool shared = info[2].ToBoolean().Value();
+  EnvState& state = *State(info.Env());
   const char* syscall = "";
-  int r = Registry::instance().try_acquire(slot, State(info.Env()).get(), true, will_wait, &syscall);
+  int r = Registry::instance().try_acquire(*slot, &state, !shared, will_wait, &syscall);
+  if (r == nfl::kAcquired && shared) CountShared(state, slot, 1);
   return Result(info.Env(), r, syscall);
 }
 
-// release(slot)
+// release(slot): ends this environment's hold, exclusive or shared.
 Napi::Value Release(const Napi::CallbackInfo& info) {
-  return Result(info.Env(), Registry::instance().release(*SlotArg(info[0])), nfl::kUnlockSyscall);
+  std::shared_ptr<Slot>& slot = SlotArg(info[0]);
+  // A holder's slot stays in its mode until the holder releases.
+  if (slot->state.load() >= nfl::kShared) CountShared(*State(info.Env()), slot, -1);
+  return Result(info.Env(), Registry::instance().release(*slot), nfl::kUnlockSyscall);
 }
 
 void Forget(Napi::Env env, EnvState& state, uint32_t id) {
@@ -196,23 +224,30 @@ void Report(Napi::Env env, Napi::Function, std::nullptr_t*, std::shared_ptr<Wait
   Forget(env, state, w->id);
   // The lock is this environment's now: release_all gives it back if the
   // environment ends holding it.
-  if (w->result == nfl::kAcquired) w->slot->owner.store(&state);
+  if (w->result == nfl::kAcquired) {
+    if (w->exclusive) w->slot->owner.store(&state);
+    else CountShared(state, w->slot, 1);
+  }
   CallQuietly(env, callback, w->result, w->syscall);
 }
 
-// startWait(slot, callback): waits on a pool thread; callback(result) runs
-// on this thread when the wait ends. Returns the wait's id, or a failure
-// when no thread could be had for it.
+// startWait(slot, shared, callback): waits on a pool thread; callback(result)
+// runs on this thread when the wait ends. Returns the wait's id, or a
+// failure when no thread could be had for it.
 Napi::Value StartWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<EnvState>& state = State(env);
   uint32_t id = state->next_id++;
   if (id == 0) id = state->next_id++;
-  auto w = std::make_shared<Waiter>(state, SlotArg(info[0]), id);
+  bool shared = info[1].ToBoolean().Value();
+  auto w = std::make_shared<Waiter>(state, SlotArg(info[0]), id, !shared);
   int r = nfl::start_wait(w);
-  if (r != 0) return Result(env, r, nfl::kThreadSyscall);
+  if (r != 0) {
+    w->stop_waiting();
+    return Result(env, r, nfl::kThreadSyscall);
+  }
   if (state->waits.empty()) state->report.Ref(env);
-  state->waits[id] = Pending{w, Napi::Persistent(info[1].As<Napi::Function>())};
+  state->waits[id] = Pending{w, Napi::Persistent(info[2].As<Napi::Function>())};
   return Number(env, static_cast<double>(id));
 }
 
@@ -296,6 +331,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     }
     state->waits.clear();
     Registry::instance().release_all(state.get());
+    for (auto& entry : state->shared_holds) {
+      for (int i = 0; i < entry.second.second; i++) Registry::instance().release(*entry.second.first);
+    }
+    state->shared_holds.clear();
     // Its sweep timer is gone, and no other environment may run one: close
     // every kept descriptor nobody holds or waits for now, however recently
     // released (one another thread still uses is reopened at its next lock).

@@ -19,6 +19,8 @@
 //   queue ticket     an OFD record lock on byte 0 that a waiter takes before
 //                    it blocks on the lock, so one waiter at a time blocks
 //                    (Linux; ticket_take, ticket_return in lock_posix.cc)
+//   shared holders   the holders of a slot locked shared, any thread:
+//                    one file lock, a count (Slot::state, registry.h)
 //   turn, streak     how long a process may keep re-taking a lock without
 //                    waiting (kTurn), and that run of acquisitions
 //                    (Slot::streak); registry.cc
@@ -41,9 +43,10 @@
 // blocking wait queues behind a ticket, which others_waiting lets the
 // registry see.
 //
-// exclusive is always true for now: shared locks are not offered yet. false
-// would ask the kernel for a shared lock, but nothing passes it and no test
-// covers it.
+// exclusive false asks for a shared lock: flock(LOCK_SH), F_RDLCK in
+// record-lock mode, LockFileEx without LOCKFILE_EXCLUSIVE_LOCK. Neither
+// converts a held lock atomically, so the registry never asks for a mode
+// change through a locked descriptor.
 #pragma once
 
 #include <atomic>
@@ -74,7 +77,7 @@ constexpr int kCancelled = 3;
 int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall);
 void close_lock_file(Descriptor d);
 
-// One non-blocking attempt to lock the whole file (exclusive: see above).
+// One non-blocking attempt to lock the whole file, exclusive or shared (see above).
 int try_lock(Descriptor d, bool exclusive);
 // Drops the lock taken through d. Unlocking an unlocked file is not an error.
 int unlock(Descriptor d);

@@ -170,7 +170,10 @@ namespace {
 // first takes an exclusive OFD lock on byte 0 of the lock file (a queue ticket;
 // Linux), and only the head of that queue blocks in flock. A whole-file
 // record lock someone else holds on the lock file conflicts with tickets
-// too; it is told apart by its range and ignored.
+// too; it is told apart by its range and ignored. A waiter holds its ticket
+// while it blocks, and a shared acquisition that sees a ticket taken steps
+// back (registry.cc): that is how a waiting writer stops new readers of
+// other processes.
 //
 // Tickets are taken only where flock never sees them (flock_model_posix.cc):
 // where flock is emulated with record locks (NFS, SMB/CIFS and the like, and

@@ -2,9 +2,12 @@
 //
 // The locked range is fixed: offset 0, length 2^64 - 1, the whole file.
 // Byte-range locks on Windows are mandatory, so other handles cannot read
-// or write the locked lock file; nothing does, it stays empty. A lock
-// belongs to the handle (and the process): a second handle of the same
-// process is refused like another process.
+// or write the locked lock file (a shared lock: cannot write it); nothing
+// does, it stays empty. A lock belongs to the handle (and the process): a
+// second handle of the same process is refused like another process.
+// Shared locks of several handles coexist, as flock(LOCK_SH) does. There
+// are no tickets here: a waiting writer does not stop new shared holders
+// of other processes (only of its own, registry.h).
 #include "lock.h"
 
 #include <uv.h>

@@ -124,6 +124,7 @@ constexpr auto kTurn = std::chrono::milliseconds(2);
 constexpr int kLookEvery = 16;
 
 int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_wait, const char** syscall) {
+  if (!exclusive) return try_share(s, owner, syscall);
   if (!claim(s, owner)) return kBusy;
   int r = lock_claimed(s, exclusive, nullptr, syscall);
   if (r == kAcquired && will_wait && ++s.streak % kLookEvery == 0) {
@@ -141,21 +142,81 @@ int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_
   return r;
 }
 
+bool Registry::join(Slot& s) {
+  int state = s.state.load();
+  while (state >= kShared && s.exclusive_waiters.load() == 0) {
+    if (s.state.compare_exchange_weak(state, state + 1)) return true;
+  }
+  return false;
+}
+
+void Registry::share(Slot& s) {
+  s.owner.store(nullptr);
+  s.state.store(kShared);
+  // Shared waiters of other threads may join now.
+  if (s.waiting.load() > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.freed.notify_all();
+  }
+}
+
+// A shared lock is checked for a queued process every time, unlike an
+// exclusive one's turn: readers that overlap never release the file lock,
+// so a queued writer would otherwise wait for as long as they keep coming.
+// The check is one F_OFD_GETLK; the descriptor stays open while shared.
+int Registry::unless_queued(Slot& s) {
+  if (!others_waiting(s.descriptor)) return kAcquired;
+  release(s);
+  return kBusy;
+}
+
+int Registry::try_share(Slot& s, const void* owner, const char** syscall) {
+  if (join(s)) return unless_queued(s);
+  if (!claim(s, owner)) return kBusy;
+  int r = s.exclusive_waiters.load() > 0 ? kBusy : lock_claimed(s, false, nullptr, syscall);
+  if (r != kAcquired) {
+    unclaim(s);
+    return r;
+  }
+  share(s);
+  return unless_queued(s);
+}
+
 int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled,
                            const char** syscall) {
+  // A shared waiter that found another process queued waits for this
+  // process's holders to leave, then takes its own ticket behind it.
+  bool may_join = !exclusive;
   for (;;) {
+    bool claimed = false;
+    bool joined = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       s.waiting++;
-      bool claimed = false;
-      s.freed.wait(lock, [&] { return cancelled.load() || (claimed = claim(s, owner)); });
+      s.freed.wait(lock, [&] {
+        if (cancelled.load()) return true;
+        if (!exclusive && s.exclusive_waiters.load() > 0) return false;
+        if (may_join && (joined = join(s))) return true;
+        return claimed = claim(s, owner);
+      });
       s.waiting--;
-      if (!claimed) return kCancelled;
+      if (!claimed && !joined) return kCancelled;
+    }
+    if (joined) {
+      int r = cancelled.load() ? kCancelled : unless_queued(s);
+      if (r == kCancelled) release(s);
+      if (r != kBusy) return r;
+      may_join = false;
+      continue;
     }
     int r = lock_claimed(s, exclusive, &cancelled, syscall);
     if (r == kAcquired) {
-      s.streak = 0;
-      s.streak_began = std::chrono::steady_clock::now();
+      if (exclusive) {
+        s.streak = 0;
+        s.streak_began = std::chrono::steady_clock::now();
+      } else {
+        share(s);
+      }
       if (!cancelled.load()) return kAcquired;
       release(s);
       return kCancelled;
@@ -171,7 +232,24 @@ void Registry::wake_waiters(Slot& s) {
   s.freed.notify_all();
 }
 
+void Registry::exclusive_wait_began(Slot& s) { s.exclusive_waiters++; }
+
+void Registry::exclusive_wait_ended(Slot& s) {
+  if (--s.exclusive_waiters > 0 || s.waiting.load() == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  s.freed.notify_all();
+}
+
 int Registry::release(Slot& s) {
+  // A shared holder leaves the count; the last takes the claim back to unlock.
+  int state = s.state.load();
+  while (state >= kShared) {
+    int next = state == kShared ? kClaimed : state - 1;
+    if (s.state.compare_exchange_weak(state, next)) {
+      if (next != kClaimed) return 0;
+      break;
+    }
+  }
   int r = unlock(s.descriptor);
   // After an unlock error, closing is what drops the lock.
   unclaim(s, r == 0);

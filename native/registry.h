@@ -9,6 +9,15 @@
 // claim, closing can never drop a lock another caller here holds, even under
 // POSIX record-lock semantics (NFS), where any close drops the process's lock.
 //
+// Shared holders of a slot share its one file lock: the first takes the
+// claim and locks the file shared, then gives the claim up for a count of
+// holders (Slot::state kShared and up); more holders, of any thread, join
+// that count without a system call, and the last one takes the claim back
+// to unlock. Writers are preferred: no holder joins or takes a shared lock
+// while an exclusive waiter of this process waits (Slot::exclusive_waiters)
+// or, where tickets exist (Linux), while another process holds a ticket:
+// a queued waiter would otherwise wait for as long as readers overlap.
+//
 // Closing an idle descriptor is not a claim: the closer marks the slot
 // kClosing for one close(2), and a caller that finds it so waits for that
 // close and then claims the slot, so an idle sweep never makes a free lock
@@ -41,6 +50,7 @@ namespace nfl {
 constexpr int kFree = 0;
 constexpr int kClaimed = 1;
 constexpr int kClosing = 2;  // an idle descriptor is being closed; free right after
+constexpr int kShared = 3;   // locked shared by one holder; kShared + n - 1 for n holders
 
 constexpr auto kHotFor = std::chrono::milliseconds(100);
 constexpr size_t kKeptMax = 16;
@@ -57,6 +67,9 @@ struct Slot : std::enable_shared_from_this<Slot> {
   std::atomic<int> state{kFree};
   std::atomic<const void*> owner{nullptr};
   std::atomic<int> waiting{0};
+  // Waits for an exclusive lock of this slot in this process, from the
+  // start of the wait to its end: while any, no shared holder joins.
+  std::atomic<int> exclusive_waiters{0};
   // Monotonic milliseconds of the last two times the claim was given up;
   // written by the claim holder.
   std::atomic<int64_t> freed_at{std::numeric_limits<int64_t>::min() / 2};
@@ -84,19 +97,25 @@ class Registry {
   // naming the call that failed. With will_wait (the caller waits when
   // busy; tryLock does not), a process whose turn is over steps back (kBusy)
   // once when another process holds the queue ticket, so that waiter gets
-  // the lock. exclusive is always true here: shared locks are not offered
-  // yet.
+  // the lock. Shared (!exclusive): joins this process's shared holders or
+  // locks the file shared, unless a writer waits (see above): kBusy.
   int try_acquire(Slot& s, const void* owner, bool exclusive, bool will_wait, const char** syscall);
   // The same, blocking the calling dedicated thread until acquired, failed
   // or cancelled (kCancelled; nothing held).
   int wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled, const char** syscall);
   // Wakes claim waiters so that a cancelled one notices.
   void wake_waiters(Slot& s);
-  // Unlocks and gives up the claim, closing the descriptor unless the lock
-  // is hot. On an unlock error the descriptor is closed, which drops the
-  // lock anyway, and the error is returned (the call is kUnlockSyscall).
+  // An exclusive wait of this process begins or ends (whatever its
+  // outcome); shared waiters held back by it are woken when the last ends.
+  void exclusive_wait_began(Slot& s);
+  void exclusive_wait_ended(Slot& s);
+  // Ends one hold, exclusive or shared. The last holder unlocks and gives
+  // up the claim, closing the descriptor unless the lock is hot. On an
+  // unlock error the descriptor is closed, which drops the lock anyway, and
+  // the error is returned (the call is kUnlockSyscall).
   int release(Slot& s);
-  // Releases everything owner holds (a worker_thread that ended holding).
+  // Releases every exclusive lock owner holds (a worker_thread that ended
+  // holding); shared holds have no owner, and their holders count them.
   void release_all(const void* owner);
   // Closes kept descriptors released idle_for ago or longer that nobody
   // holds or waits for, and forgets slots nobody refers to. Returns how
@@ -105,6 +124,15 @@ class Registry {
 
  private:
   bool claim(Slot& s, const void* owner);
+  // One more shared holder if this process holds the lock shared and no
+  // exclusive waiter of it waits.
+  bool join(Slot& s);
+  // Turns the claim, its file lock just taken shared, into the first shared hold.
+  void share(Slot& s);
+  // A new shared hold stays only if no other process is queued (holds a
+  // ticket); otherwise it is given back: kBusy.
+  int unless_queued(Slot& s);
+  int try_share(Slot& s, const void* owner, const char** syscall);
   int lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled, const char** syscall);
   // Gives up the claim; closes the descriptor unless the lock is hot and
   // may_keep.
