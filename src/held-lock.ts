@@ -1,17 +1,19 @@
 import { inspect } from 'node:util';
 
+import { FileLockError } from './errors.js';
 import type { Line } from './line.js';
 import { ACQUIRED, failureError, native } from './native.js';
 
 /**
- * A held exclusive lock, as {@link lock} and {@link tryLock} return it.
+ * A held lock, exclusive or shared, as {@link lock} and {@link tryLock} return it.
  * Release it once, with `release()` or `await using`; further calls do
  * nothing. Its internals are private: `console.log` and `JSON.stringify`
- * show `{ path, resource, released }`.
+ * show `{ path, resource, shared, released }`.
  *
  * While it is held, the process has one open descriptor of the lock file,
- * locked with `flock(LOCK_EX)` on Linux and macOS or `LockFileEx` on
- * Windows. A lock taken inside a `withFileLock` callback for the same path
+ * locked with `flock(LOCK_EX)` (`LOCK_SH` when shared) on Linux and macOS
+ * or `LockFileEx` on Windows; shared holders of one process share that
+ * descriptor and its lock. A lock taken inside a `withFileLock` callback for the same path
  * is reentrant: it shares the outer hold, and the file stays locked until
  * every held lock sharing it has been released.
  *
@@ -44,6 +46,12 @@ export interface FileLock {
   readonly path: string;
   /** The path the lock protects, as the caller gave it (a URL or Buffer as its path string). */
   readonly resource: string;
+  /**
+   * True for a shared lock, false for an exclusive one: the mode of the lock
+   * held, so a shared call inside an exclusive `withFileLock` callback,
+   * which shares that exclusive hold, reports false.
+   */
+  readonly shared: boolean;
   /** True once release() (or a dispose) has run; read-only. */
   readonly released: boolean;
   /**
@@ -74,6 +82,7 @@ export interface FileLock {
 // static block so that a held lock itself shows nothing but its public members.
 let heldIn: (store: HeldLock | undefined, key: string) => HeldLock | undefined;
 let share: (outer: HeldLock, resource: string, store: HeldLock | undefined) => HeldLock;
+let isShared: (held: HeldLock) => boolean;
 let releaseSync: (held: HeldLock) => void;
 
 /** The FileLock that lock(), tryLock() and withFileLock create; one per hold. */
@@ -81,6 +90,7 @@ export class HeldLock implements FileLock {
   #released = false;
   readonly #line: Line;
   readonly #resource: string;
+  readonly #shared: boolean;
   /**
    * The held lock that took the file lock. A reentrant held lock shares it: the
    * file stays locked until the root and every reentrant held lock are
@@ -92,9 +102,10 @@ export class HeldLock implements FileLock {
   /** The hold of the withFileLock callback this held lock was taken in. */
   readonly #outer: HeldLock | undefined;
 
-  constructor(line: Line, resource: string, outer: HeldLock | undefined, root?: HeldLock) {
+  constructor(line: Line, resource: string, outer: HeldLock | undefined, shared = false, root?: HeldLock) {
     this.#line = line;
     this.#resource = resource;
+    this.#shared = root === undefined ? shared : root.#shared;
     this.#outer = outer;
     this.#root = root ?? this;
     if (root !== undefined) root.#holds++;
@@ -106,6 +117,10 @@ export class HeldLock implements FileLock {
 
   get resource(): string {
     return this.#resource;
+  }
+
+  get shared(): boolean {
+    return this.#shared;
   }
 
   get released(): boolean {
@@ -129,8 +144,8 @@ export class HeldLock implements FileLock {
     this.#releaseSync();
   }
 
-  toJSON(): { path: string; resource: string; released: boolean } {
-    return { path: this.path, resource: this.#resource, released: this.#released };
+  toJSON(): { path: string; resource: string; shared: boolean; released: boolean } {
+    return { path: this.path, resource: this.#resource, shared: this.#shared, released: this.#released };
   }
 
   [inspect.custom](_depth: number, options: object): string {
@@ -157,7 +172,8 @@ export class HeldLock implements FileLock {
       }
       return undefined;
     };
-    share = (outer, resource, store) => new HeldLock(outer.#line, resource, store, outer.#root);
+    share = (outer, resource, store) => new HeldLock(outer.#line, resource, store, false, outer.#root);
+    isShared = (held) => held.#shared;
     releaseSync = (held) => held.#releaseSync();
   }
 }
@@ -165,11 +181,25 @@ export class HeldLock implements FileLock {
 /**
  * A reentrant held lock when a withFileLock callback around this call (store
  * and the holds it was taken in) holds the lock file of key (see LockPath.key),
- * else undefined.
+ * else undefined. An exclusive call inside a shared hold is refused: flock
+ * cannot turn a shared lock into an exclusive one atomically (another process
+ * could take the lock in between, so the caller's view would not hold), and
+ * waiting for the other shared holders would wait for this hold too.
  */
-export function reentrantHeld(store: HeldLock | undefined, key: string, resource: string): HeldLock | undefined {
+export function reentrantHeld(store: HeldLock | undefined, key: string, resource: string, shared = false): HeldLock | undefined {
   const outer = heldIn(store, key);
-  return outer === undefined ? undefined : share(outer, resource, store);
+  if (outer === undefined) return undefined;
+  if (!shared && isShared(outer)) throw upgradeError(outer.path, resource);
+  return share(outer, resource, store);
+}
+
+function upgradeError(lockPath: string, resource: string): FileLockError {
+  return new FileLockError(
+    `EDEADLK: cannot take an exclusive lock on '${lockPath}' inside a shared hold of it: flock cannot upgrade ` +
+      'a shared lock atomically, and waiting for the other shared holders would wait for this one too; ' +
+      'release the shared lock and retake it exclusively (then check again what was read under it)',
+    { code: 'EDEADLK', path: lockPath, resource },
+  );
 }
 
 export function releaseHeld(held: HeldLock): void {

@@ -7,13 +7,19 @@ import { unwatchForDeadlock, watchForDeadlock } from './self-deadlock.js';
 
 /**
  * The per-thread line: this JavaScript thread's callers for one lock file,
- * in front of the process-wide slot. They are served in FIFO order, each
- * handed the head of the line without polling; only the caller at the head
- * talks to the addon, so a thread never runs more than one native wait per
- * lock file.
+ * in front of the process-wide slot, a reader–writer line with writer
+ * preference. The head of the line is one exclusive caller or any number
+ * of shared ones; callers behind it are served in FIFO order, each handed
+ * the head without polling, and consecutive shared callers are let in
+ * together. A caller waiting in line holds back every caller after it, so
+ * a queued exclusive caller stops later shared ones. Only callers at the
+ * head talk to the addon: one native wait per lock file for an exclusive
+ * head, one per shared caller at most (they usually join at once).
  */
 export class Line {
-  private held = false;
+  /** Callers at the head: one exclusive, or any number of shared ones. */
+  #holders = 0;
+  #shared = false;
   readonly slot: Slot;
   private readonly waiters = new Set<Waiter>();
 
@@ -26,19 +32,19 @@ export class Line {
   }
 
   get idle(): boolean {
-    return !this.held && this.waiters.size === 0;
+    return this.#holders === 0 && this.waiters.size === 0;
   }
 
-  /** Takes the head of the line at once if nobody here has it or waits for it. */
-  tryEnter(): boolean {
-    if (this.held || this.waiters.size > 0) return false;
-    this.held = true;
+  /** Takes a place at the head at once if nobody waits in line and the head admits that mode. */
+  tryEnter(shared = false): boolean {
+    if (this.waiters.size > 0 || !this.#admits(shared)) return false;
+    this.#admit(shared);
     return true;
   }
 
   /** Waits in line; resolves at the head of the line, or rejects holding nothing. */
-  enter(limits: WaitLimits): Promise<void> {
-    if (this.tryEnter()) return Promise.resolve();
+  enter(limits: WaitLimits, shared = false): Promise<void> {
+    if (this.tryEnter(shared)) return Promise.resolve();
     try {
       checkLimits(limits);
     } catch (error) {
@@ -47,12 +53,15 @@ export class Line {
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         limits,
+        shared,
         grant: resolve,
         fail: (reason) => {
           if (!this.waiters.delete(waiter)) return;
           waiter.stop();
           if (this.waiters.size === 0) unwatchForDeadlock(this);
           reject(reason);
+          // The first in line gave up: those behind it may be admitted now.
+          this.#admitWaiters();
         },
         stop: watchLimits(limits, (reason) => waiter.fail(reason)),
       };
@@ -61,28 +70,42 @@ export class Line {
     });
   }
 
-  /** Hands the head of the line to the first waiter, or leaves the line empty. */
+  /** Gives up a place at the head; the last to leave hands the head to the next in line. */
   leave(): void {
-    const next = this.waiters.values().next();
-    if (next.done) {
-      this.held = false;
-      return;
-    }
-    const waiter = next.value;
-    this.waiters.delete(waiter);
-    if (this.waiters.size === 0) unwatchForDeadlock(this);
-    waiter.stop();
-    waiter.grant();
+    if (--this.#holders > 0) return;
+    this.#admitWaiters();
   }
 
   /** Rejects every caller waiting here: the head of the line will never come. */
   failAll(error: (limits: WaitLimits) => unknown): void {
     for (const waiter of [...this.waiters]) waiter.fail(error(waiter.limits));
   }
+
+  #admits(shared: boolean): boolean {
+    return this.#holders === 0 || (shared && this.#shared);
+  }
+
+  #admit(shared: boolean): void {
+    this.#holders++;
+    this.#shared = shared;
+  }
+
+  /** Lets in the first waiter, and with a shared one every shared waiter right behind it. */
+  #admitWaiters(): void {
+    for (const waiter of this.waiters) {
+      if (!this.#admits(waiter.shared)) break;
+      this.waiters.delete(waiter);
+      this.#admit(waiter.shared);
+      waiter.stop();
+      waiter.grant();
+    }
+    if (this.waiters.size === 0) unwatchForDeadlock(this);
+  }
 }
 
 interface Waiter {
   readonly limits: WaitLimits;
+  readonly shared: boolean;
   grant(): void;
   fail(reason: unknown): void;
   stop(): void;

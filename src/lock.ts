@@ -197,13 +197,13 @@ function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLoc
   const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
 
   const store = context.getStore();
-  const reentrant = reentrantHeld(store, key, resource);
+  const reentrant = reentrantHeld(store, key, resource, options.shared);
   if (reentrant !== undefined) return reentrant;
 
   const line = lineFor(lockPath, key);
-  if (!line.tryEnter()) return willWait ? holdSlowly(line, options, resource, false) : undefined;
-  const result = native.acquire(line.slot, willWait);
-  if (result === ACQUIRED) return new HeldLock(line, resource, store);
+  if (!line.tryEnter(options.shared)) return willWait ? holdSlowly(line, options, resource, false) : undefined;
+  const result = native.acquire(line.slot, willWait, options.shared);
+  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared);
   if (result === BUSY && willWait) return holdSlowly(line, options, resource, true);
   line.leave();
   if (result === BUSY) return undefined;
@@ -220,17 +220,17 @@ async function holdSlowly(line: Line, options: ValidOptions, resource: string, a
     lockPath: line.lockPath,
     resource,
   };
-  if (!atHead) await line.enter(limits);
+  if (!atHead) await line.enter(limits, options.shared);
   try {
     // Already at the head, the caller has just found the file lock busy.
-    const result = atHead ? BUSY : native.acquire(line.slot, true);
-    if (result === BUSY) await waitForFile(line.slot, limits);
+    const result = atHead ? BUSY : native.acquire(line.slot, true, options.shared);
+    if (result === BUSY) await waitForFile(line.slot, limits, options.shared);
     else if (result !== ACQUIRED) throw failureError(result, line.lockPath, resource);
   } catch (error) {
     line.leave();
     throw error;
   }
-  const held = new HeldLock(line, resource, context.getStore());
+  const held = new HeldLock(line, resource, context.getStore(), options.shared);
   // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
     releaseHeldQuietly(held);

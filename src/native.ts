@@ -40,11 +40,15 @@ export interface Native {
    * Takes the slot's claim and locks the file if both are free now; never waits.
    * With willWait (the caller waits when busy) it answers BUSY now and then
    * while another process is queued, once this process's turn is over.
+   * Shared: joins this process's shared holders, or locks the file shared;
+   * BUSY while an exclusive waiter of this process, or a queued process,
+   * waits (writer preference).
    */
-  acquire(slot: Slot, willWait: boolean): Result;
+  acquire(slot: Slot, willWait: boolean, shared: boolean): Result;
   /**
-   * Unlocks and gives up the claim, closing the descriptor unless the lock is
-   * hot: ACQUIRED or the unlock's failure.
+   * Ends one hold, exclusive or shared; the last unlocks and gives up the
+   * claim, closing the descriptor unless the lock is hot: ACQUIRED or the
+   * unlock's failure.
    */
   release(slot: Slot): Acquired | Failure;
   /**
@@ -53,7 +57,7 @@ export interface Native {
    * wait's id, or a failure ('pthread_create', 'CreateThread') when no
    * thread could be had for it.
    */
-  startWait(slot: Slot, done: (result: Acquired | Failure) => void): number | Failure;
+  startWait(slot: Slot, shared: boolean, done: (result: Acquired | Failure) => void): number | Failure;
   /**
    * Ends a wait at once, without waiting for its thread: done never runs,
    * and whatever the thread still gets it gives back.

@@ -53,16 +53,31 @@ export interface LockOptions {
    * byte (else `TypeError`).
    */
   lockfilePath?: LockPath;
+  /**
+   * Takes a shared (reader) lock: `flock(LOCK_SH)` on Linux and macOS,
+   * `LockFileEx` without `LOCKFILE_EXCLUSIVE_LOCK` on Windows. Any number of
+   * shared holders, in this thread, other threads and other processes, hold
+   * it at once; an exclusive holder excludes them all. Writers are
+   * preferred: while an exclusive caller waits, new shared callers of this
+   * library wait behind it (across processes on Linux only). Inside a
+   * `withFileLock` callback that holds the lock exclusively, a shared call
+   * runs at once; inside a shared one, an exclusive call fails with
+   * `EDEADLK` (a shared lock cannot be upgraded atomically).
+   *
+   * Default: `false`, an exclusive lock. Must be a boolean (else `TypeError`).
+   */
+  shared?: boolean;
 }
 
 export interface ValidOptions {
   timeout: number;
   signal: AbortSignal | undefined;
   lockfilePath: string | undefined;
+  shared: boolean;
 }
 
-const KNOWN = new Set(['timeout', 'signal', 'lockfilePath']);
-const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined };
+const KNOWN = new Set(['timeout', 'signal', 'lockfilePath', 'shared']);
+const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined, shared: false };
 
 export function validatePath(value: unknown, name: string): string {
   if (typeof value !== 'string') value = pathString(value, name);
@@ -86,6 +101,10 @@ export function validateOptions(options: unknown): ValidOptions {
     result.signal = o.signal;
   }
   if (o.lockfilePath !== undefined) result.lockfilePath = validatePath(o.lockfilePath, 'options.lockfilePath');
+  if (o.shared !== undefined) {
+    if (typeof o.shared !== 'boolean') throw new TypeError(`options.shared must be a boolean, got ${describe(o.shared)}`);
+    result.shared = o.shared;
+  }
   return result;
 }
 

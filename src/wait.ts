@@ -10,14 +10,14 @@ import { ACQUIRED, failureError, native, type Slot } from './native.js';
  * A timeout or abort (src/limits.ts) rejects at once through cancelWait;
  * what the wait still gets is given back.
  */
-export function waitForFile(slot: Slot, limits: WaitLimits): Promise<void> {
+export function waitForFile(slot: Slot, limits: WaitLimits, shared: boolean): Promise<void> {
   try {
     checkLimits(limits);
   } catch (error) {
     return Promise.reject(error);
   }
   return new Promise<void>((resolve, reject) => {
-    const id = native.startWait(slot, (result) => {
+    const id = native.startWait(slot, shared, (result) => {
       stop();
       if (result === ACQUIRED) resolve();
       else reject(failureError(result, limits.lockPath, limits.resource));

@@ -176,6 +176,7 @@ describe('what a handle shows', () => {
           'constructor',
           'path',
           'resource',
+          'shared',
           'released',
           'release',
           Symbol.asyncDispose,
@@ -206,10 +207,10 @@ describe('what a handle shows', () => {
     expect(await agent.canLock(path)).toBe(true);
   });
 
-  it('prints and serialises as { path, resource, released }', async () => {
+  it('prints and serialises as { path, resource, shared, released }', async () => {
     const path = resourceIn(tempDir());
     const handle = await lock(path);
-    const shown = { path: realpathSync(path) + '.lock', resource: path, released: false };
+    const shown = { path: realpathSync(path) + '.lock', resource: path, shared: false, released: false };
     expect(JSON.parse(JSON.stringify(handle))).toEqual(shown);
     expect(JSON.stringify({ handle })).toBe(JSON.stringify({ handle: shown }));
     const printed = inspect(handle);

@@ -366,8 +366,9 @@ export class Agent {
     });
   }
 
-  static async start(): Promise<Agent> {
-    const proc = new Proc(process.execPath, [fixture('agent.mjs')], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  /** env: the agent's environment (default: this process's), e.g. a test lock kind. */
+  static async start(env?: NodeJS.ProcessEnv): Promise<Agent> {
+    const proc = new Proc(process.execPath, [fixture('agent.mjs')], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
     const agent = new Agent(proc);
     await agent.call('ping');
     return agent;

@@ -307,6 +307,7 @@ describe('the in-process lock under random interleavings', () => {
       const handle = {
         path: path + '.lock',
         resource: path,
+        shared: false,
         released: false,
         release: async () => void (handle.released = true),
         [Symbol.asyncDispose]: async () => void (handle.released = true),

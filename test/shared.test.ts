@@ -412,6 +412,31 @@ describe('reentrancy between shared and exclusive', () => {
   });
 });
 
+describe('record-lock mode (how Linux emulates flock on NFS)', () => {
+  requires('linux', 'python3');
+
+  it('shared holders in two processes hold F_RDLCK locks at once: lockf LOCK_SH gets in, lockf LOCK_EX and an exclusive lock are kept out', async () => {
+    const path = resourceIn(tempDir());
+    const lockFile = lockFileOf(path);
+    const env = { ...plainEnv, NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' };
+    const [a, b] = await Promise.all([Agent.start(env), Agent.start(env)]);
+    try {
+      await a.call('lock', { path, options: SHARED });
+      await b.call('lock', { path, options: { ...SHARED, timeout: 5_000 } });
+      expect(pythonProbe(lockFile, 'lockf', plainEnv, 'LOCK_SH')).toBe('free');
+      expect(pythonProbe(lockFile, 'lockf', plainEnv, 'LOCK_EX')).toBe('held');
+      expect(await a.canLock(path, SHARED)).toBe(true);
+      await a.call('release', { path });
+      expect(await a.canLock(path)).toBe(false);
+      await b.call('release', { path });
+      expect(pythonProbe(lockFile, 'lockf', plainEnv, 'LOCK_EX')).toBe('free');
+      expect(await a.canLock(path)).toBe(true);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
 // --- writer starvation -----------------------------------------------------------
 
 describe('a writer among overlapping readers in other processes', () => {
@@ -448,6 +473,7 @@ describe('a writer among overlapping readers in other processes', () => {
       const w = await writerAmong(path, tally, readers);
       // Exclusive: no reader got in while the writer held the lock.
       expect(w.after).toBe(w.acquired);
+      console.log(`this library's readers: the writer waited through ${w.acquired - w.before} reader holds`);
       expect(w.acquired - w.before).toBeLessThanOrEqual(BOUND);
       // The readers were still running when the writer got in: the bound was not met by them stopping.
       expect(w.acquired).toBeLessThan(3 * LOOPS * ROUNDS);

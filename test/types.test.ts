@@ -32,7 +32,7 @@ describe('the published types', () => {
   });
 
   it('a handle declares exactly its documented members, all of them read-only', () => {
-    expectTypeOf<keyof FileLock>().toEqualTypeOf<'path' | 'resource' | 'released' | 'release' | typeof Symbol.asyncDispose | typeof Symbol.dispose>();
+    expectTypeOf<keyof FileLock>().toEqualTypeOf<'path' | 'resource' | 'shared' | 'released' | 'release' | typeof Symbol.asyncDispose | typeof Symbol.dispose>();
     const assignReleased = (handle: FileLock) => {
       // @ts-expect-error released is read-only
       handle.released = true;
@@ -40,8 +40,9 @@ describe('the published types', () => {
     expectTypeOf(assignReleased).toBeFunction();
   });
 
-  it('options accept exactly timeout, signal and lockfilePath', () => {
-    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: LockPath }>();
+  it('options accept exactly timeout, signal, lockfilePath and shared', () => {
+    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: LockPath; shared?: boolean }>();
+    expectTypeOf<FileLock['shared']>().toEqualTypeOf<boolean>();
     expectTypeOf<LockPath>().toEqualTypeOf<string | URL | Buffer>();
   });
 
