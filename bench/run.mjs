@@ -8,7 +8,7 @@
 //
 //   --quick            fewer rounds and cycles
 //   --only=a,b         scenarios to run: uncontended, contended, handoff,
-//                      scaling, sqlite, memory (default: all)
+//                      scaling, sqlite, memory, writer-wait (default: all)
 //   --skip=a,b         contenders to leave out: c, ours, fsne, plf
 //   --chart            also write bench/chart.svg in quick mode (a full run
 //                      that includes scaling always does)
@@ -27,7 +27,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
 const RESULTS = join(BENCH, 'results');
 
-const SCENARIOS = ['uncontended', 'contended', 'handoff', 'scaling', 'sqlite', 'memory'];
+const SCENARIOS = ['uncontended', 'contended', 'handoff', 'scaling', 'sqlite', 'memory', 'writer-wait'];
 const LABELS = { c: 'C flock (the limit)', ours: 'native-file-lock', fsne: 'fs-native-extensions', plf: 'proper-lockfile' };
 
 function parseArgs(argv) {
@@ -148,6 +148,7 @@ function targets(results) {
   const sc = results.scaling;
   const q = results.sqlite;
   const m = results.memory;
+  const ww = results['writer-wait'];
   const ok = (r) => r && !r.error;
   const rows = [];
   const add = (scenario, target, value, shown, pass) => rows.push({ scenario, target, value, shown, pass: value === undefined || Number.isNaN(value) ? null : pass });
@@ -183,6 +184,10 @@ function targets(results) {
     add('memory', `RSS growth < 5% over ${r.cycles} cycles`, r.rssGrowthPct, `${fmt(r.rssGrowthPct, 2)}%`, r.rssGrowthPct < 5);
     add('memory', 'descriptor count constant over the cycles', r.fdDelta, `${r.before.fds} → ${r.after.fds}`, r.fdDelta === 0);
     add('memory', 'lock file descriptors all closed when idle (≤ 5 s)', r.lockFdsIdle, `${r.idle.lockFds} open after ${(r.idleWaitedMs / 1000).toFixed(1)} s`, r.lockFdsIdle === 0);
+  }
+  if (ok(ww) && ww.summary.ours) {
+    const s = ww.summary.ours;
+    add('writer-wait', 'writer max wait ≤ 20 reader holds (our readers)', s.maxHolds, `${fmt(s.maxHolds, 1)} holds (${fmt(s.maxMs, 1)} ms)`, s.maxHolds <= 20 && s.starved === 0);
   }
   return rows;
 }
