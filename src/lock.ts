@@ -9,15 +9,16 @@ import { waitForFile } from './wait.js';
 export type { FileLock } from './held-lock.js';
 
 /**
- * Runs `fn` while holding the exclusive lock for `path`, and releases it
- * however `fn` ends. Resolves to `fn`'s value; rejects with `fn`'s error
+ * Runs `fn` while holding the lock for `path`, exclusive or, with
+ * `options.shared`, shared, and releases it however `fn` ends. Resolves to `fn`'s value; rejects with `fn`'s error
  * unchanged. A call for the same path inside `fn` (its async context, at any
  * depth of nesting, awaited or not) runs at once, sharing this hold.
  *
  * The lock is taken on the empty sidecar file `<canonical path>.lock` (or
  * `options.lockfilePath`), never on `path` itself: callers in this thread
- * queue in FIFO order, then one attempt `flock(fd, LOCK_EX | LOCK_NB)`
- * (`LockFileEx` on Windows); a busy lock is waited for on one of the addon's
+ * queue in FIFO order (shared callers side by side, none past a waiting
+ * exclusive one), then one attempt `flock(fd, LOCK_EX | LOCK_NB)`
+ * (`LOCK_SH` when shared; `LockFileEx` on Windows); a busy lock is waited for on one of the addon's
  * wait threads, within `options.timeout` and `options.signal`. The kernel
  * drops the lock if the process dies.
  *
@@ -37,10 +38,11 @@ export type { FileLock } from './held-lock.js';
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
  * @param fn - The work to run under the lock, sync or async.
- * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`.
+ * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`, `shared`.
  * @returns A promise of `fn`'s awaited value.
  * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
- * @throws {FileLockError} `EDEADLK`: this thread already holds the lock (not in an enclosing `fn`) and nothing left could release it.
+ * @throws {FileLockError} `EDEADLK`: this thread already holds the lock (not in an enclosing `fn`) and nothing left could release it;
+ *   or an exclusive call inside an `fn` that holds the lock shared (no atomic upgrade).
  * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock; `EAGAIN`: no wait thread could be started.
  * @throws {FileLockError} From the lock file: `ENOENT`, `ENOTDIR`, `EACCES`/`EPERM`, `EROFS`, `ELOOP` (a symlink there),
  *   `EISDIR`, `ENAMETOOLONG`, `EBADF` (NFS, read-only lock file). Each names the lock file in `path`.
@@ -101,12 +103,12 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /**
- * Waits for the exclusive lock for `path` and returns it held; release it
+ * Waits for the lock for `path` (exclusive, or shared with `options.shared`) and returns it held; release it
  * with `release()`, or `await using`. Prefer {@link withFileLock}, which
  * cannot forget to release.
  *
- * One attempt `flock(fd, LOCK_EX | LOCK_NB)` (`LockFileEx` on Windows) on the
- * lock file `<canonical path>.lock` (or `options.lockfilePath`); while it is
+ * One attempt `flock(fd, LOCK_EX | LOCK_NB)` (`LOCK_SH` when shared;
+ * `LockFileEx` on Windows) on the lock file `<canonical path>.lock` (or `options.lockfilePath`); while it is
  * busy, callers of this thread queue in FIFO order, and the head waits on one
  * of the addon's wait threads, within `options.timeout` and `options.signal`.
  * A second `lock` of the same path in this thread waits for the first to be
@@ -123,10 +125,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  *   that cannot lock fails with `ELOCKUNSUPPORTED`.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`.
+ * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`, `shared`.
  * @returns The held lock, a {@link FileLock}.
  * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
- * @throws {FileLockError} `EDEADLK`: this thread holds the lock and nothing left could release it.
+ * @throws {FileLockError} `EDEADLK`: this thread holds the lock and nothing left could release it; or an
+ *   exclusive call inside a `withFileLock` callback that holds the lock shared.
  * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock; `EAGAIN`: no wait thread could be started.
  * @throws {FileLockError} From the lock file: `ENOENT`, `ENOTDIR`, `EACCES`/`EPERM`, `EROFS`, `ELOOP`, `EISDIR`,
  *   `ENAMETOOLONG`, `EBADF`. See the README's "Errors" table.
@@ -143,10 +146,12 @@ export async function lock(path: LockPath, options?: LockOptions): Promise<FileL
 }
 
 /**
- * Takes the exclusive lock for `path` if it is free right now, or resolves
- * to `undefined`; never waits (`options.timeout` is ignored).
+ * Takes the lock for `path` (exclusive, or shared with `options.shared`) if
+ * it is free right now, or resolves to `undefined`; never waits
+ * (`options.timeout` is ignored). A shared tryLock also answers `undefined`
+ * while an exclusive caller waits for the lock (writer preference).
  *
- * One `flock(fd, LOCK_EX | LOCK_NB)` (`LockFileEx` with
+ * One `flock(fd, LOCK_EX | LOCK_NB)` (`LOCK_SH` when shared; `LockFileEx` with
  * `LOCKFILE_FAIL_IMMEDIATELY` on Windows) on the lock file
  * `<canonical path>.lock` (or `options.lockfilePath`). It answers
  * `undefined` when another process, worker thread or caller of this thread
@@ -163,9 +168,10 @@ export async function lock(path: LockPath, options?: LockOptions): Promise<FileL
  *   too; a file system that cannot lock fails with `ELOCKUNSUPPORTED`.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link LockOptions}: `signal` (checked once) and `lockfilePath`.
+ * @param options - {@link LockOptions}: `signal` (checked once), `lockfilePath` and `shared`.
  * @returns The held lock, a {@link FileLock}, or `undefined` when the lock is busy.
- * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock.
+ * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock; `EDEADLK`: an exclusive call
+ *   inside a `withFileLock` callback that holds the lock shared.
  * @throws {FileLockError} From the lock file: `ENOENT`, `ENOTDIR`, `EACCES`/`EPERM`, `EROFS`, `ELOOP`, `EISDIR`,
  *   `ENAMETOOLONG`, `EBADF`. See the README's "Errors" table.
  * @throws `options.signal.reason` when the signal was aborted before the call.
