@@ -79,6 +79,19 @@ describe('the soak audit', () => {
     expect(overwritten.lost).toBe(1);
   });
 
+  it('accepts shared sections side by side and one that sees the marker of a writer killed inside before it entered', () => {
+    const result = audit({ 0: ['E 1 100 with free', 'I 1 1'], 1: ['S 1 101 shared free', 'S 2 160 shared 0:1'], 2: ['S 1 101 shared free'] }, { 0: 150 }, 0);
+    expect(result).toMatchObject({ shared: 3, overlaps: 0, lost: 0 });
+    expect(result.problems).toEqual([]);
+  });
+
+  it('reports a shared section that a writer entered, or that began while a live writer was inside, as an overlap', () => {
+    const entered = audit({ 0: ['S 1 100 shared free', 'X 1 shared 1:1'], 1: ['E 1 101 with free', 'I 1 1', 'C 1 1'] }, {}, 1);
+    expect(entered.overlaps).toBe(1);
+    const inside = audit({ 0: ['E 1 100 with free', 'I 1 1', 'C 1 1'], 1: ['S 1 101 shared 0:1'] }, {}, 1);
+    expect(inside.overlaps).toBe(1);
+  });
+
   it('ignores a final line cut short by a kill', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'journal-0.log'), 'E 1 100 with free\nI 1 1\nC 1 1\nE 2 10');
@@ -119,6 +132,7 @@ describe.each(['flock', 'fcntl', 'nfs'] as const)('the soak with %s locks', (loc
       expect(result.lost).toBe(0);
       expect(result.errors).toBe(0);
       expect(result.criticalSections).toBe(result.counter);
+      expect(result.sharedSections).toBeGreaterThan(0);
       expect(result.leakedDescriptors).toBe(0);
       expect(result.lockFreeAfter).toBe(true);
       // The run must actually have exercised what it claims to.

@@ -44,6 +44,8 @@ export interface SoakResult extends Outcomes {
   logged: number;
   reconciled: number;
   entered: number;
+  /** Shared (reader) sections entered. */
+  sharedSections: number;
   counter: number;
   leakedDescriptors: number;
   lockFreeAfter: boolean;
@@ -52,6 +54,7 @@ export interface SoakResult extends Outcomes {
 export interface Audit extends Outcomes {
   counter: number;
   entered: number;
+  shared: number;
   committed: number;
   logged: number;
   reconciled: number;

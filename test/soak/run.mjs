@@ -261,6 +261,7 @@ export async function runSoak({
     logged: audit.logged,
     reconciled: audit.reconciled,
     entered: audit.entered,
+    sharedSections: audit.shared,
     counter: audit.counter,
     overlaps: audit.overlaps,
     lost: audit.lost,
@@ -274,7 +275,7 @@ export async function runSoak({
   };
   log(
     `soak (${lockKind}): ${processes} processes at a time, ${result.spawned} spawned, ${kills} kills (${holderKills} inside the critical section), ` +
-      `${result.criticalSections} critical sections (${result.logged} logged + ${result.reconciled} reconciled after a kill), ` +
+      `${result.criticalSections} critical sections (${result.logged} logged + ${result.reconciled} reconciled after a kill), ${result.sharedSections} shared sections, ` +
       `${result.timeouts} timeouts, ${result.aborts} aborts, ${result.busy} busy tryLocks, ` +
       `overlaps ${result.overlaps}, lost ${result.lost}, errors ${result.errors}, leaked descriptors ${leaked}, ` +
       `lock free after: ${result.lockFreeAfter ? 'yes' : 'NO'} (${elapsed.toFixed(1)} s)`,
@@ -316,6 +317,7 @@ export function auditJournals(dir, instances, counterText) {
   const dangling = []; // { instance, seq, value }
   const lastEntered = new Map(); // instance -> seq
   const entries = []; // { instance, seq, at, seen }
+  const sharedEntries = []; // the same, for shared sections
 
   for (const [id, lines] of byInstance) {
     const intents = new Map();
@@ -326,6 +328,9 @@ export function auditJournals(dir, instances, counterText) {
         entries.push({ instance: id, seq: Number(seq), at: Number(at), seen });
         lastEntered.set(id, Number(seq));
         entered++;
+      } else if (tag === 'S') {
+        const [seq, at, , seen] = rest;
+        sharedEntries.push({ instance: id, seq: Number(seq), at: Number(at), seen });
       } else if (tag === 'I') {
         intents.set(Number(rest[0]), Number(rest[1]));
       } else if (tag === 'C') {
@@ -379,6 +384,17 @@ export function auditJournals(dir, instances, counterText) {
     }
   }
 
+  // A shared holder may see the marker of a writer killed inside before it
+  // entered (shared holders never clear it); any other marker is a writer
+  // inside while it held the lock shared.
+  for (const entry of sharedEntries) {
+    if (entry.seen === 'free') continue;
+    const [holder, holderSeq] = entry.seen.split(':').map(Number);
+    if (killedOnLastEntry(holder, holderSeq, entry.at)) continue;
+    overlaps++;
+    problems.push(`instance ${entry.instance} entered shared section ${entry.seq} at ${entry.at} while '${entry.seen}' was inside`);
+  }
+
   let logged = 0;
   let lost = 0;
   for (const [value, count] of commits) {
@@ -405,7 +421,7 @@ export function auditJournals(dir, instances, counterText) {
   const committed = [...commits.keys()].filter((v) => v <= counter).length + reconciled;
   if (committed !== counter) problems.push(`counter ${counter} != committed critical sections ${committed}`);
   if (!Number.isInteger(counter)) problems.push(`counter file is unreadable: ${JSON.stringify(counterText)}`);
-  return { counter, entered, committed, logged, reconciled, overlaps, lost, timeouts, aborts, busy, errors, problems };
+  return { counter, entered, shared: sharedEntries.length, committed, logged, reconciled, overlaps, lost, timeouts, aborts, busy, errors, problems };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

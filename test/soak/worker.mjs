@@ -6,6 +6,7 @@
 // Journal lines (appended with O_APPEND, one write(2) each, so a kill leaves
 // at most one partial final line, which the driver ignores):
 //   E <seq> <enteredAtMs> <kind> <markerSeen>   entered the critical section
+//   S <seq> <enteredAtMs> <kind> <markerSeen>   entered a shared section (reads only)
 //   I <seq> <value>                             about to write value to the counter
 //   C <seq> <value>                             the counter now holds value
 //   X <seq> <where> <markerSeen>                someone else wrote the marker meanwhile
@@ -67,20 +68,49 @@ async function criticalSection(kind, asyncBody) {
   writeMarker('free');
 }
 
+// A shared holder only reads: no writer may enter while it holds the lock,
+// so the marker must not change under it.
+async function sharedSection(kind) {
+  const s = ++seq;
+  const seen = readMarker();
+  journal(`S ${s} ${Date.now()} ${kind} ${seen}`);
+  await sleep(rand(3));
+  const exit = readMarker();
+  if (exit !== seen) journal(`X ${s} shared ${exit}`);
+}
+
 function unexpected(error) {
   journal(`ERR ${JSON.stringify({ name: error?.name, code: error?.code, message: String(error?.message ?? error) })}`);
 }
 
 async function oneOperation() {
   const pick = rand(100);
-  if (pick < 25) {
+  if (pick < 20) {
     await withFileLock(resource, () => criticalSection('with', true));
-  } else if (pick < 35) {
+  } else if (pick < 28) {
     await withFileLock(resource, () => criticalSection('with-sync', false));
-  } else if (pick < 45) {
+  } else if (pick < 34) {
     // Reentrant: the inner call must run at once inside the outer one.
     await withFileLock(resource, () => withFileLock(resource, () => criticalSection('nested', true)));
-  } else if (pick < 65) {
+  } else if (pick < 38) {
+    // A shared call inside an exclusive hold shares that exclusive hold: it may write.
+    await withFileLock(resource, () => withFileLock(resource, () => criticalSection('shared-in-exclusive', true), { shared: true }));
+  } else if (pick < 48) {
+    await withFileLock(resource, () => sharedSection('shared'), { shared: true });
+  } else if (pick < 54) {
+    let held;
+    try {
+      held = await lock(resource, { shared: true, timeout: rand(40) });
+    } catch (error) {
+      if (error instanceof LockTimeoutError && error.code === 'ELOCKTIMEOUT') return journal(`T ${seq}`);
+      throw error;
+    }
+    try {
+      await sharedSection('shared-timeout');
+    } finally {
+      await held.release();
+    }
+  } else if (pick < 68) {
     const held = await tryLock(resource);
     if (held === undefined) {
       journal(`B ${seq}`);
