@@ -138,6 +138,43 @@ describe('many shared holders in one thread', () => {
   });
 });
 
+describe('a writer that gives up', () => {
+  it('a queued exclusive caller that times out lets the shared callers queued behind it in at once', async () => {
+    const path = resourceIn(tempDir());
+    const reader = await lock(path, SHARED);
+    const writer = lock(path, { timeout: 300 });
+    const late = lock(path, { ...SHARED, timeout: 10_000 });
+    await expect(writer).rejects.toMatchObject({ code: 'ELOCKTIMEOUT' });
+    expect(await settlesWithin(late, 2_000)).toBe('settled');
+    await (await late).release();
+    await reader.release();
+  });
+
+  it('an exclusive waiter in a worker that times out lets new shared holders of the main thread in again', async () => {
+    const path = resourceIn(tempDir());
+    const worker = await ThreadAgent.start();
+    const reader = await lock(path, SHARED);
+    const writer = worker.request('lock', { path, options: { timeout: 500 } });
+    await waitFor(async () => !(await canLock(path, SHARED)), 'new shared locks to be refused while the worker waits', 5_000);
+    const reply = await writer;
+    expect(reply.ok ? 'acquired' : reply.error.code).toBe('ELOCKTIMEOUT');
+    await waitFor(() => canLock(path, SHARED), 'shared locks to be let in again', 5_000);
+    await reader.release();
+  });
+
+  it('an exclusive waiter in another process that times out lets new shared holders in again', async (ctx) => {
+    skipWithout(ctx, 'linux');
+    const path = resourceIn(tempDir());
+    await agent.call('lock', { path, options: SHARED });
+    const writer = second.request('lock', { path, options: { timeout: 500 } });
+    await waitFor(async () => !(await canLock(path, SHARED)), 'new shared locks to be refused while another process waits to write', 5_000);
+    const reply = await writer;
+    expect(reply.ok ? 'acquired' : reply.error.code).toBe('ELOCKTIMEOUT');
+    await waitFor(() => canLock(path, SHARED), 'shared locks to be let in again', 5_000);
+    await agent.call('release', { path });
+  });
+});
+
 describe('shared holders across worker_threads', () => {
   it('a shared lock in the main thread and in a worker are held at once; an exclusive one in either is refused', async () => {
     const path = resourceIn(tempDir());
