@@ -3,12 +3,11 @@ import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { LockTimeoutError, lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
 
-import { Agent, Proc, fixture, fdCount, fdsOpenedSince, lockFds, openFiles, requires, skipWithout, sleep, tempDir, waitFor, waitForLockFdsClosed, resourceIn } from './helpers.js';
+import { Agent, Proc, fixture, fdCount, runNode, fdsOpenedSince, lockFds, openFiles, requires, skipWithout, sleep, tempDir, waitFor, waitForLockFdsClosed, resourceIn } from './helpers.js';
 
 // Descriptors are counted in /proc.
 requires('/proc');
@@ -169,45 +168,19 @@ describe.each([
 });
 
 describe('the idle sweep', () => {
-  it('never makes a free lock look busy, even with sweeps back to back from another thread', async () => {
-    const path = resourceIn(tempDir());
-    // [0] stop flag, [1] sweeps done.
-    const shared = new Int32Array(new SharedArrayBuffer(8));
-    const sweeper = new Worker(
-      `const { workerData, parentPort } = require('node:worker_threads');
-       const binding = require(workerData.binding);
-       const shared = workerData.shared;
-       while (Atomics.load(shared, 0) === 0) { binding.closeIdle(); Atomics.add(shared, 1, 1); }
-       parentPort.postMessage('stopped');`,
-      { eval: true, workerData: { binding: BINDING, shared } },
-    );
-    const stopped = new Promise((resolve, reject) => {
-      sweeper.once('message', resolve);
-      sweeper.once('error', reject);
+  it('never makes a free lock look busy, even with sweeps that close its descriptor back to back from another thread', async () => {
+    // In a child whose idle time is 0, so that every sweep closes the kept
+    // descriptor whenever nobody holds it and each attempt races a close.
+    const child = runNode(fixture('sweep-race.mjs'), [resourceIn(tempDir()), '20000'], {
+      env: { ...process.env, NATIVE_FILE_LOCK_TEST_IDLE_MS: '0' },
     });
-    try {
-      await waitFor(() => Atomics.load(shared, 1) > 0, 'the sweeper thread to start');
-      let tries = 0;
-      let busy = 0;
-      let timeouts = 0;
-      // At least this many attempts, and on until the sweeper has swept this often.
-      while (tries < 20_000 || Atomics.load(shared, 1) < 20_000) {
-        tries++;
-        const handle = await tryLock(path);
-        if (handle === undefined) busy++;
-        else await handle.release();
-        if (tries % 10 === 0) {
-          const held = await lock(path, { timeout: 0 }).catch((e: unknown) => e);
-          if (held instanceof LockTimeoutError) timeouts++;
-          else await (held as FileLock).release();
-        }
-      }
-      expect({ busy, timeouts }).toEqual({ busy: 0, timeouts: 0 });
-      expect(Atomics.load(shared, 1)).toBeGreaterThanOrEqual(20_000);
-    } finally {
-      Atomics.store(shared, 0, 1);
-      await stopped;
-    }
+    await child.succeeded();
+    const result = JSON.parse(/^result (.*)$/m.exec(child.stdout)![1]!) as Record<string, number>;
+    expect({ busy: result.busy, timeouts: result.timeouts }).toEqual({ busy: 0, timeouts: 0 });
+    expect(result.sweeps).toBeGreaterThanOrEqual(20_000);
+    // The race was run: sweeps found the descriptor kept while in use, and closed it in between.
+    expect(result.inUse).toBeGreaterThan(0);
+    expect(result.closing).toBeGreaterThan(1_000);
   });
 });
 
