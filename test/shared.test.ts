@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, fixture, plainEnv, Proc, requires, runNode, settlesWithin, skipWithout, tempDir, ThreadAgent, waitFor, resourceIn } from './helpers.js';
+import { Agent, fixture, plainEnv, Proc, requires, runNode, runSync, settlesWithin, skipWithout, tempDir, ThreadAgent, waitFor, resourceIn } from './helpers.js';
+import { buildShim, nfsEnv, peerEnv } from './nfs-model/build.mjs';
 import { letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
 const SHARED = { shared: true } as const;
@@ -468,6 +469,30 @@ describe('record-lock mode (how Linux emulates flock on NFS)', () => {
       await b.call('release', { path });
       expect(pythonProbe(lockFile, 'lockf', plainEnv, 'LOCK_EX')).toBe('free');
       expect(await a.canLock(path)).toBe(true);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
+describe('the NFS model (flock emulated with whole-file OFD record locks)', () => {
+  requires('linux', 'c compiler', 'flock(1)');
+
+  it('shared holders in two processes coexist with flock -s under the same emulation, and flock -x and an exclusive lock are kept out', async () => {
+    const path = resourceIn(tempDir());
+    const lockFile = lockFileOf(path);
+    const shim = buildShim();
+    const [a, b] = await Promise.all([Agent.start(nfsEnv(shim)), Agent.start(nfsEnv(shim))]);
+    const flock = (args: string[]) => runSync('flock', args, { env: peerEnv(shim) }).status;
+    try {
+      await a.call('lock', { path, options: SHARED });
+      await b.call('lock', { path, options: { ...SHARED, timeout: 5_000 } });
+      expect(flock(['-s', '-n', lockFile, 'true'])).toBe(0);
+      expect(flock(['-x', '-n', lockFile, 'true'])).toBe(1);
+      expect(await a.canLock(path)).toBe(false);
+      await a.call('release', { path });
+      await b.call('release', { path });
+      expect(flock(['-x', '-n', lockFile, 'true'])).toBe(0);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
