@@ -5,7 +5,7 @@
 //   held lock        what lock()/tryLock() return and withFileLock holds:
 //                    FileLock, implemented by HeldLock (src/held-lock.ts)
 //   per-thread line  one JavaScript thread's FIFO of callers for one lock
-//                    file (Line, src/line.ts)
+//                    file, a reader-writer line (Line, src/line.ts)
 //   process-wide slot  one per canonical lock path, shared by every
 //                    worker_thread: the descriptor and the claim (Slot,
 //                    registry.h); the registry is their table
