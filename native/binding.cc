@@ -169,12 +169,13 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   return Result(info.Env(), r, syscall);
 }
 
-// release(slot): ends this environment's hold, exclusive or shared.
+// release(slot, removeLockFile): ends this environment's hold, exclusive or shared.
 Napi::Value Release(const Napi::CallbackInfo& info) {
   std::shared_ptr<Slot>& slot = SlotArg(info[0]);
   // A holder's slot stays in its mode until the holder releases.
   if (slot->state.load() >= nfl::kShared) CountShared(*State(info.Env()), slot, -1);
-  return Result(info.Env(), Registry::instance().release(*slot), nfl::kUnlockSyscall);
+  bool remove_file = info[1].As<Napi::Boolean>().Value();
+  return Result(info.Env(), Registry::instance().release(*slot, remove_file), nfl::kUnlockSyscall);
 }
 
 void Forget(Napi::Env env, EnvState& state, uint32_t id) {

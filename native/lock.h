@@ -76,6 +76,9 @@ constexpr int kCancelled = 3;
 // process opened it sharing nothing, or it is being deleted); wait and retry.
 int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall);
 void close_lock_file(Descriptor d);
+// Deletes the lock file at path (unlink; DeleteFileW, which every open's
+// FILE_SHARE_DELETE allows while the file is open and locked). 0 or an error.
+int remove_lock_file(const char* utf8_path);
 
 // One non-blocking attempt to lock the whole file, exclusive or shared (see above).
 int try_lock(Descriptor d, bool exclusive);

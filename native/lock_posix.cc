@@ -142,6 +142,8 @@ int open_lock_file(const char* path, Descriptor* out, const char** syscall) {
 
 void close_lock_file(Descriptor d) { close(fd_of(d)); }
 
+int remove_lock_file(const char* path) { return unlink(path) == 0 ? 0 : -errno; }
+
 int try_lock(Descriptor d, bool exclusive) {
   int r;
   do {

@@ -117,6 +117,11 @@ int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall)
 
 void close_lock_file(Descriptor d) { CloseHandle(as_handle(d)); }
 
+// The name goes at once where the file system deletes with POSIX semantics;
+// else the file is "delete pending" until its last handle closes, and
+// open_busy makes openers wait for that.
+int remove_lock_file(const char* utf8_path) { return DeleteFileW(native_path(utf8_path).c_str()) ? 0 : last_error(); }
+
 int try_lock(Descriptor d, bool exclusive) {
   OVERLAPPED ov = {};  // Offset 0: the start of the fixed range.
   DWORD flags = LOCKFILE_FAIL_IMMEDIATELY | (exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0);

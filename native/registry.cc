@@ -240,9 +240,10 @@ void Registry::exclusive_wait_ended(Slot& s) {
   s.freed.notify_all();
 }
 
-int Registry::release(Slot& s) {
+int Registry::release(Slot& s, bool remove_file) {
   // A shared holder leaves the count; the last takes the claim back to unlock.
   int state = s.state.load();
+  bool shared = state >= kShared;
   while (state >= kShared) {
     int next = state == kShared ? kClaimed : state - 1;
     if (s.state.compare_exchange_weak(state, next)) {
@@ -250,10 +251,27 @@ int Registry::release(Slot& s) {
       break;
     }
   }
+  // Deleted only under an exclusive lock: another holder of this file, even
+  // a shared one, would otherwise keep holding it while newcomers lock a new
+  // file at the path.
+  if (remove_file && !shared) remove_if_locked(s);
   int r = unlock(s.descriptor);
+  if (remove_file && shared && r == 0 && try_lock(s.descriptor, true) == kAcquired) {
+    remove_if_locked(s);
+    r = unlock(s.descriptor);
+  }
   // After an unlock error, closing is what drops the lock.
-  unclaim(s, r == 0);
+  unclaim(s, r == 0 && !remove_file);
   return r;
+}
+
+// Whoever locks the deleted file next, here or in another process, finds in
+// lock_claimed that the path no longer names it and starts over with a new
+// file. Only if the path still names the locked file; a failed delete
+// leaves the file, as without the option.
+void Registry::remove_if_locked(Slot& s) {
+  FileId now;
+  if (path_id(s.path.c_str(), &now) == 0 && same_file(now, s.id)) remove_lock_file(s.path.c_str());
 }
 
 void Registry::keep(Slot& s) {

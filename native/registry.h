@@ -113,7 +113,12 @@ class Registry {
   // up the claim, closing the descriptor unless the lock is hot. On an
   // unlock error the descriptor is closed, which drops the lock anyway, and
   // the error is returned (the call is kUnlockSyscall).
-  int release(Slot& s);
+  // With remove_file the last holder also deletes the lock file, if its
+  // path still names the locked file, while it holds the lock exclusively:
+  // an exclusive holder before unlocking; a shared one only if the lock can
+  // be taken exclusively at once after unlocking (no other holder anywhere).
+  // The descriptor is then closed.
+  int release(Slot& s, bool remove_file = false);
   // Releases every exclusive lock owner holds (a worker_thread that ended
   // holding); shared holds have no owner, and their holders count them.
   void release_all(const void* owner);
@@ -124,6 +129,8 @@ class Registry {
 
  private:
   bool claim(Slot& s, const void* owner);
+  // Deletes the lock file, held exclusively, if its path still names it.
+  void remove_if_locked(Slot& s);
   // One more shared holder if this process holds the lock shared and no
   // exclusive waiter of it waits.
   bool join(Slot& s);

@@ -81,7 +81,7 @@ export interface FileLock {
 // The module's ways into a held lock's private fields; assigned in HeldLock's
 // static block so that a held lock itself shows nothing but its public members.
 let heldIn: (store: HeldLock | undefined, key: string) => HeldLock | undefined;
-let share: (outer: HeldLock, resource: string, store: HeldLock | undefined) => HeldLock;
+let share: (outer: HeldLock, resource: string, store: HeldLock | undefined, removeLockFile: boolean) => HeldLock;
 let isShared: (held: HeldLock) => boolean;
 let releaseSync: (held: HeldLock) => void;
 
@@ -99,16 +99,22 @@ export class HeldLock implements FileLock {
   readonly #root: HeldLock;
   /** On the root: held locks not yet released, itself included. */
   #holds = 1;
+  /** On the root: delete the lock file at the last release (asked for by any held lock sharing it). */
+  #removeLockFile: boolean;
   /** The hold of the withFileLock callback this held lock was taken in. */
   readonly #outer: HeldLock | undefined;
 
-  constructor(line: Line, resource: string, outer: HeldLock | undefined, shared = false, root?: HeldLock) {
+  constructor(line: Line, resource: string, outer: HeldLock | undefined, shared = false, removeLockFile = false, root?: HeldLock) {
     this.#line = line;
     this.#resource = resource;
     this.#shared = root === undefined ? shared : root.#shared;
     this.#outer = outer;
     this.#root = root ?? this;
-    if (root !== undefined) root.#holds++;
+    this.#removeLockFile = removeLockFile;
+    if (root !== undefined) {
+      root.#holds++;
+      if (removeLockFile) root.#removeLockFile = true;
+    }
   }
 
   get path(): string {
@@ -159,7 +165,7 @@ export class HeldLock implements FileLock {
     const line = this.#line;
     // On an unlock error the addon closes the descriptor, which drops the
     // lock anyway: the line moves on either way.
-    const result = native.release(line.slot);
+    const result = native.release(line.slot, this.#root.#removeLockFile);
     line.leave();
     if (result !== ACQUIRED) throw failureError(result, line.lockPath, this.#resource);
   }
@@ -172,7 +178,7 @@ export class HeldLock implements FileLock {
       }
       return undefined;
     };
-    share = (outer, resource, store) => new HeldLock(outer.#line, resource, store, false, outer.#root);
+    share = (outer, resource, store, removeLockFile) => new HeldLock(outer.#line, resource, store, false, removeLockFile, outer.#root);
     isShared = (held) => held.#shared;
     releaseSync = (held) => held.#releaseSync();
   }
@@ -186,11 +192,11 @@ export class HeldLock implements FileLock {
  * could take the lock in between, so the caller's view would not hold), and
  * waiting for the other shared holders would wait for this hold too.
  */
-export function reentrantHeld(store: HeldLock | undefined, key: string, resource: string, shared = false): HeldLock | undefined {
+export function reentrantHeld(store: HeldLock | undefined, key: string, resource: string, shared = false, removeLockFile = false): HeldLock | undefined {
   const outer = heldIn(store, key);
   if (outer === undefined) return undefined;
   if (!shared && isShared(outer)) throw upgradeError(outer.path, resource);
-  return share(outer, resource, store);
+  return share(outer, resource, store, removeLockFile);
 }
 
 function upgradeError(lockPath: string, resource: string): FileLockError {

@@ -1,3 +1,5 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
+
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import type { WaitLimits } from './limits.js';
 import { context, lineFor, type Line } from './line.js';
@@ -38,7 +40,7 @@ export type { FileLock } from './held-lock.js';
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
  * @param fn - The work to run under the lock, sync or async.
- * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`, `shared`.
+ * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`, `shared`, `removeLockFile`.
  * @returns A promise of `fn`'s awaited value.
  * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
  * @throws {FileLockError} `EDEADLK`: this thread already holds the lock (not in an enclosing `fn`) and nothing left could release it;
@@ -125,7 +127,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  *   that cannot lock fails with `ELOCKUNSUPPORTED`.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`, `shared`.
+ * @param options - {@link LockOptions}: `timeout`, `signal`, `lockfilePath`, `shared`, `removeLockFile`.
  * @returns The held lock, a {@link FileLock}.
  * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
  * @throws {FileLockError} `EDEADLK`: this thread holds the lock and nothing left could release it; or an
@@ -187,6 +189,11 @@ export async function tryLock(path: LockPath, options?: LockOptions): Promise<Fi
   return hold(path, options, false);
 }
 
+/** hold() as if inside outer's callback (src/multi.ts): reentrant with outer's chain of holds, and chained to it. */
+export function holdWithin(outer: HeldLock | undefined, path: unknown, options: unknown, willWait: boolean): HeldLock | undefined | Promise<HeldLock | undefined> {
+  return (context as AsyncLocalStorage<HeldLock | undefined>).run(outer, () => hold(path, options, willWait));
+}
+
 // --- holding: the per-thread line, the process-wide slot, the file lock ------
 
 /**
@@ -203,13 +210,13 @@ function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLoc
   const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
 
   const store = context.getStore();
-  const reentrant = reentrantHeld(store, key, resource, options.shared);
+  const reentrant = reentrantHeld(store, key, resource, options.shared, options.removeLockFile);
   if (reentrant !== undefined) return reentrant;
 
   const line = lineFor(lockPath, key);
   if (!line.tryEnter(options.shared)) return willWait ? holdSlowly(line, options, resource, false) : undefined;
   const result = native.acquire(line.slot, willWait, options.shared);
-  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared);
+  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared, options.removeLockFile);
   if (result === BUSY && willWait) return holdSlowly(line, options, resource, true);
   line.leave();
   if (result === BUSY) return undefined;
@@ -236,7 +243,7 @@ async function holdSlowly(line: Line, options: ValidOptions, resource: string, a
     line.leave();
     throw error;
   }
-  const held = new HeldLock(line, resource, context.getStore(), options.shared);
+  const held = new HeldLock(line, resource, context.getStore(), options.shared, options.removeLockFile);
   // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
     releaseHeldQuietly(held);

@@ -48,9 +48,12 @@ export interface Native {
   /**
    * Ends one hold, exclusive or shared; the last unlocks and gives up the
    * claim, closing the descriptor unless the lock is hot: ACQUIRED or the
-   * unlock's failure.
+   * unlock's failure. With removeLockFile the last holder deletes the lock
+   * file, if its path still names the locked file, while holding it
+   * exclusively (a shared holder only if no other holder is left anywhere),
+   * and closes the descriptor.
    */
-  release(slot: Slot): Acquired | Failure;
+  release(slot: Slot, removeLockFile: boolean): Acquired | Failure;
   /**
    * Waits for the claim and the file lock on a wait thread of the addon's pool;
    * done(result) runs on this thread when it ends (never BUSY). Returns the

@@ -67,6 +67,20 @@ export interface LockOptions {
    * Default: `false`, an exclusive lock. Must be a boolean (else `TypeError`).
    */
   shared?: boolean;
+  /**
+   * Deletes the lock file at release, while still holding it exclusively, if
+   * its path still names the file that was locked, so that lock files do not
+   * pile up (one per key of a cache, say). Every holder in this library
+   * checks after locking that the path still names the file it locked, and
+   * starts over if not, so this is safe among processes that use this
+   * library; it is not with peers that lock the path without that check
+   * (`flock(1)`, Python's `fcntl.flock`): see the README, "Lock files that
+   * do not pile up". A shared holder deletes it only if no other holder is
+   * left, in this process or any other.
+   *
+   * Default: `false`, the lock file stays. Must be a boolean (else `TypeError`).
+   */
+  removeLockFile?: boolean;
 }
 
 export interface ValidOptions {
@@ -74,10 +88,11 @@ export interface ValidOptions {
   signal: AbortSignal | undefined;
   lockfilePath: string | undefined;
   shared: boolean;
+  removeLockFile: boolean;
 }
 
-const KNOWN = new Set(['timeout', 'signal', 'lockfilePath', 'shared']);
-const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined, shared: false };
+const KNOWN = new Set(['timeout', 'signal', 'lockfilePath', 'shared', 'removeLockFile']);
+const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined, shared: false, removeLockFile: false };
 
 export function validatePath(value: unknown, name: string): string {
   if (typeof value !== 'string') value = pathString(value, name);
@@ -104,6 +119,10 @@ export function validateOptions(options: unknown): ValidOptions {
   if (o.shared !== undefined) {
     if (typeof o.shared !== 'boolean') throw new TypeError(`options.shared must be a boolean, got ${describe(o.shared)}`);
     result.shared = o.shared;
+  }
+  if (o.removeLockFile !== undefined) {
+    if (typeof o.removeLockFile !== 'boolean') throw new TypeError(`options.removeLockFile must be a boolean, got ${describe(o.removeLockFile)}`);
+    result.removeLockFile = o.removeLockFile;
   }
   return result;
 }
@@ -146,7 +165,7 @@ function isAbortSignal(value: unknown): value is AbortSignal {
   return typeof v === 'object' && v !== null && typeof v.aborted === 'boolean' && typeof v.addEventListener === 'function';
 }
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
   if (typeof value === 'object' || typeof value === 'function') return typeof value;

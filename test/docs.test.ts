@@ -73,6 +73,9 @@ describe.each(entries)('%s entry point’s declarations', (_name, entry) => {
     ['withFileLock', ['path', 'fn', 'options'], ['ELOCKTIMEOUT', 'EDEADLK', 'ELOCKUNSUPPORTED', 'EAGAIN', 'TypeError']],
     ['lock', ['path', 'options'], ['ELOCKTIMEOUT', 'EDEADLK', 'ELOCKUNSUPPORTED', 'EAGAIN', 'TypeError']],
     ['tryLock', ['path', 'options'], ['ELOCKUNSUPPORTED', 'TypeError']],
+    ['withFileLocks', ['paths', 'fn', 'options'], ['ELOCKTIMEOUT', 'EDEADLK', 'ELOCKUNSUPPORTED', 'EAGAIN', 'TypeError']],
+    ['lockAll', ['paths', 'options'], ['ELOCKTIMEOUT', 'EDEADLK', 'ELOCKUNSUPPORTED', 'EAGAIN', 'TypeError']],
+    ['tryLockAll', ['paths', 'options'], ['ELOCKUNSUPPORTED', 'TypeError']],
   ])('%s is documented with its system calls, platform notes, parameters, result, thrown codes and an example', (name, params, codes) => {
     const { text, tags } = doc(name);
     expect(text).toMatch(/flock\(/);
@@ -92,7 +95,7 @@ describe.each(entries)('%s entry point’s declarations', (_name, entry) => {
     const options = api.exports.get('LockOptions');
     expect(options).toBeDefined();
     const members = api.checker.getDeclaredTypeOfSymbol(options!).getProperties();
-    expect(members.map((m) => m.name).sort()).toEqual(['lockfilePath', 'signal', 'timeout']);
+    expect(members.map((m) => m.name).sort()).toEqual(['lockfilePath', 'removeLockFile', 'shared', 'signal', 'timeout']);
     for (const member of members) {
       const { text } = docOf(member, api.checker);
       expect(text, member.name).toMatch(/Default: /);

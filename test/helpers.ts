@@ -335,6 +335,37 @@ export async function fileLockError(call: () => Promise<unknown>): Promise<FileL
   return error as FileLockError;
 }
 
+/**
+ * Checks an O_APPEND log of critical sections: "E <path> <pid>" on entry,
+ * "X <path> <pid>" on exit, and "K <pid>" written once a process was
+ * stopped and before it is killed, so nothing of it follows. An entry while
+ * a live process holds the path, or an exit by a process that does not
+ * hold it, is an overlap.
+ */
+export function overlapsIn(log: string): { overlaps: number; sections: number; killedHolding: number } {
+  const holder = new Map<string, string>();
+  const killed = new Set<string>();
+  let overlaps = 0;
+  let sections = 0;
+  let killedHolding = 0;
+  for (const line of log.split('\n')) {
+    const [kind, a, b] = line.split(' ');
+    if (kind === 'K') {
+      killed.add(a!);
+      if ([...holder.values()].includes(a!)) killedHolding++;
+    } else if (kind === 'E') {
+      const now = holder.get(a!);
+      if (now !== undefined && !killed.has(now)) overlaps++;
+      holder.set(a!, b!);
+      sections++;
+    } else if (kind === 'X') {
+      if (holder.get(a!) === b) holder.delete(a!);
+      else overlaps++;
+    }
+  }
+  return { overlaps, sections, killedHolding };
+}
+
 // --- the agent: a child process that locks on command ------------------------
 
 export interface AgentError {

@@ -40,8 +40,8 @@ describe('the published types', () => {
     expectTypeOf(assignReleased).toBeFunction();
   });
 
-  it('options accept exactly timeout, signal, lockfilePath and shared', () => {
-    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: LockPath; shared?: boolean }>();
+  it('options accept exactly timeout, signal, lockfilePath, shared and removeLockFile', () => {
+    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: LockPath; shared?: boolean; removeLockFile?: boolean }>();
     expectTypeOf<FileLock['shared']>().toEqualTypeOf<boolean>();
     expectTypeOf<LockPath>().toEqualTypeOf<string | URL | Buffer>();
   });
