@@ -170,7 +170,7 @@ export async function lock(path: LockPath, options?: LockOptions): Promise<FileL
  *   too; a file system that cannot lock fails with `ELOCKUNSUPPORTED`.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link LockOptions}: `signal` (checked once), `lockfilePath` and `shared`.
+ * @param options - {@link LockOptions}: `signal` (checked once), `lockfilePath`, `shared` and `removeLockFile`.
  * @returns The held lock, a {@link FileLock}, or `undefined` when the lock is busy.
  * @throws {FileLockError} `ELOCKUNSUPPORTED`: the file system cannot lock; `EDEADLK`: an exclusive call
  *   inside a `withFileLock` callback that holds the lock shared.

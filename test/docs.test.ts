@@ -112,7 +112,7 @@ describe.each(entries)('%s entry point’s declarations', (_name, entry) => {
     }
     const handle = api.checker.getDeclaredTypeOfSymbol(api.exports.get('FileLock')!);
     const members = handle.getProperties();
-    expect(members).toHaveLength(6);
+    expect(members).toHaveLength(7);
     for (const member of members) expect(docOf(member, api.checker).text, member.name).not.toBe('');
     const release = docOf(handle.getProperty('release')!, api.checker);
     expect(release.text).toContain('UnlockFileEx');

@@ -336,32 +336,41 @@ export async function fileLockError(call: () => Promise<unknown>): Promise<FileL
 }
 
 /**
- * Checks an O_APPEND log of critical sections: "E <path> <pid>" on entry,
- * "X <path> <pid>" on exit, and "K <pid>" written once a process was
- * stopped and before it is killed, so nothing of it follows. An entry while
- * a live process holds the path, or an exit by a process that does not
- * hold it, is an overlap.
+ * Checks an O_APPEND log of critical sections: "E <path> <pid>" on entry
+ * with an exclusive lock, "S <path> <pid>" with a shared one, "X <path>
+ * <pid>" on exit, and "K <pid>" written once a process was stopped and before
+ * it is killed, so nothing of it follows. An entry while a live process holds
+ * the path in a conflicting mode, or an exit by a process that does not hold
+ * it, is an overlap.
  */
 export function overlapsIn(log: string): { overlaps: number; sections: number; killedHolding: number } {
-  const holder = new Map<string, string>();
+  const holders = new Map<string, { exclusive: string | undefined; shared: string[] }>();
   const killed = new Set<string>();
   let overlaps = 0;
   let sections = 0;
   let killedHolding = 0;
+  const live = (pid: string | undefined) => pid !== undefined && !killed.has(pid);
   for (const line of log.split('\n')) {
     const [kind, a, b] = line.split(' ');
     if (kind === 'K') {
       killed.add(a!);
-      if ([...holder.values()].includes(a!)) killedHolding++;
-    } else if (kind === 'E') {
-      const now = holder.get(a!);
-      if (now !== undefined && !killed.has(now)) overlaps++;
-      holder.set(a!, b!);
-      sections++;
-    } else if (kind === 'X') {
-      if (holder.get(a!) === b) holder.delete(a!);
-      else overlaps++;
+      for (const h of holders.values()) if (h.exclusive === a || h.shared.includes(a!)) killedHolding++;
+      continue;
     }
+    if (kind !== 'E' && kind !== 'S' && kind !== 'X') continue;
+    const h = holders.get(a!) ?? { exclusive: undefined, shared: [] };
+    holders.set(a!, h);
+    if (kind === 'X') {
+      const i = h.shared.indexOf(b!);
+      if (h.exclusive === b) h.exclusive = undefined;
+      else if (i >= 0) h.shared.splice(i, 1);
+      else overlaps++;
+      continue;
+    }
+    sections++;
+    if (live(h.exclusive) || (kind === 'E' && h.shared.some(live))) overlaps++;
+    if (kind === 'E') h.exclusive = b;
+    else h.shared.push(b!);
   }
   return { overlaps, sections, killedHolding };
 }

@@ -209,6 +209,22 @@ describe('several locks at once', () => {
     await expectAllFree([a, b]);
   });
 
+  it('takes shared locks for { path, shared: true } entries; duplicates are shared only if every entry for the path is', async () => {
+    const [a, b, c] = threePaths();
+    const held = await lockAll([{ path: a, shared: true }, b, { path: c, shared: true }, c]);
+    expect(held.locks.map((l) => l.shared)).toEqual([true, false, false]);
+    expect(await agent.canLock(a, { shared: true })).toBe(true);
+    expect(await agent.canLock(a)).toBe(false);
+    expect(await agent.canLock(b, { shared: true })).toBe(false);
+    expect(await agent.canLock(c, { shared: true })).toBe(false);
+    // Another set reading a holds it at the same time, in this thread too.
+    const reader = await tryLockAll([{ path: a, shared: true }]);
+    expect(reader?.locks[0]?.shared).toBe(true);
+    await reader!.release();
+    await held.release();
+    await expectAllFree([a, b, c]);
+  });
+
   it('accepts any iterable of paths and entries with their own lock file', async () => {
     const [a, b] = threePaths();
     const other = join(tempDir(), 'elsewhere.lck');

@@ -94,13 +94,33 @@ describe('removeLockFile', () => {
     expect(lockFilesIn(dir)).toEqual([]);
   });
 
+  it('a shared holder deletes the lock file only when no other holder is left, in this process or another', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    await agent.call('lock', { path, options: { shared: true } });
+    const first = await lock(path, { shared: true, removeLockFile: true });
+    const second = await lock(path, { shared: true });
+    await first.release();
+    await second.release();
+    expect(lockFilesIn(dir)).toEqual(['data.lock']);
+    const mine = await lock(path, { shared: true, removeLockFile: true });
+    await mine.release();
+    // The agent still holds it shared: a writer is still kept out.
+    expect(lockFilesIn(dir)).toEqual(['data.lock']);
+    expect(await tryLock(path)).toBeUndefined();
+    await agent.call('release', { path });
+    const alone = await lock(path, { shared: true, removeLockFile: true });
+    await alone.release();
+    expect(lockFilesIn(dir)).toEqual([]);
+  });
+
   it('refuses a removeLockFile that is not a boolean', async () => {
     const path = resourceIn(tempDir());
     await expect(lock(path, { removeLockFile: 'yes' as never })).rejects.toThrow(/options\.removeLockFile must be a boolean, got string "yes"/);
     expect(await agent.canLock(path)).toBe(true);
   });
 
-  it('processes locking, timing out and being killed (SIGKILL) while holding never overlap, and leave no lock file', async (ctx) => {
+  it('processes locking (exclusive and shared), timing out and being killed (SIGKILL) while holding never overlap, and leave no lock file', async (ctx) => {
     skipWithout(ctx, 'linux');
     const dir = tempDir();
     const log = join(tempDir(), 'log');
