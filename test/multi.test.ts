@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,6 +139,18 @@ describe('several locks at once', () => {
     expect(lockFds()).toEqual([]);
     const aborted = AbortSignal.abort(new Error('before'));
     await expect(lockAll(paths.slice(0, 2), { signal: aborted })).rejects.toThrow('before');
+  });
+
+  it('leaves no abort listener on the signal, whether the set was taken, timed out or failed', async () => {
+    const [a, b, c] = threePaths();
+    const controller = new AbortController();
+    const { signal } = controller;
+    await withFileLocks([a, b, c], () => undefined, { signal });
+    const held = await lockAll([a, b], { signal });
+    await expect(lockAll([b, c], { signal, timeout: 50 })).rejects.toMatchObject({ code: 'ELOCKTIMEOUT' });
+    await held.release();
+    await (await tryLockAll([a, c], { signal }))!.release();
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
   });
 
   it('on an error with one path, the locks already taken are released', async () => {

@@ -199,5 +199,40 @@ if (isWindows && !underWine) {
     }));
 }
 
+// --- removeLockFile ----------------------------------------------------------
+
+test('removeLockFile deletes the lock file at release (DeleteFileW on Windows), and another process then locks a new one', () =>
+  inTempDir(async (dir) => {
+    const resource = join(dir, 'key');
+    const held = await lock(resource, { removeLockFile: true });
+    assert.equal(await tryInOtherProcess(resource), BUSY, 'held while the file is there');
+    await held.release();
+    assert.equal(existsSync(`${resource}.lock`), false, 'deleted at release');
+    assert.equal(await tryInOtherProcess(resource), 0, 'another process locks a new file');
+    await withFileLock(resource, () => undefined, { removeLockFile: true });
+    assert.deepEqual(readdirSync(dir), [], 'nothing left');
+  }));
+
+if (isWindows && !underWine) {
+  // Where the file system deletes with POSIX semantics the name goes at once;
+  // else it stays listed, delete pending, until the other handle closes.
+  test('removeLockFile while another handle has the lock file open: the next lock gets a new file, waiting out a delete pending one', () =>
+    inTempDir(async (dir) => {
+      const resource = join(dir, 'pending-key');
+      const held = await lock(resource, { removeLockFile: true });
+      const close = closer(openSync(`${resource}.lock`, 'r'));
+      await held.release();
+      try {
+        const pending = readdirSync(dir).includes('pending-key.lock');
+        console.log(`# removeLockFile left the lock file ${pending ? 'delete pending' : 'deleted at once (POSIX semantics)'}`);
+        const next = pending ? await expectWaitedOut(resource, close) : await lock(resource, { timeout: 5_000 });
+        assert.equal(await tryInOtherProcess(resource), BUSY, 'the new lock file excludes another process');
+        await next.release();
+      } finally {
+        close();
+      }
+    }));
+}
+
 printAddon();
 await run();
