@@ -76,7 +76,7 @@ export class FileLockError extends Error {
  * ```ts
  * await withFileLock('data.db', work, { timeout: 1000 }).catch((error) => {
  *   if (!(error instanceof LockTimeoutError)) throw error;
- *   console.warn(`busy for ${error.waited} ms`);
+ *   console.warn(`busy for ${error.waited} ms, held by pid ${error.holder?.pid ?? 'unknown'}`);
  * });
  * ```
  */
@@ -84,15 +84,23 @@ export class LockTimeoutError extends FileLockError {
   override name = 'LockTimeoutError';
   /** Whole milliseconds spent waiting, the figure the message gives. */
   readonly waited: number;
+  /**
+   * The process holding the lock when the wait ran out, if known (Linux, from
+   * `/proc/locks`; the first of several shared holders); `undefined` when it
+   * cannot be known (another pid namespace, macOS, Windows).
+   */
+  readonly holder: { readonly pid: number } | undefined;
 
-  constructor(path: string, resource: string | undefined, waited: number) {
+  constructor(path: string, resource: string | undefined, waited: number, holders: readonly number[] = []) {
     const ms = Math.round(waited);
-    super(`Timed out after ${ms} ms waiting for the lock on '${path}'`, {
+    const by = holders.length === 0 ? '' : ` held by pid${holders.length > 1 ? 's' : ''} ${holders.join(', ')}`;
+    super(`Timed out after ${ms} ms waiting for the lock on '${path}'${by}`, {
       code: 'ELOCKTIMEOUT',
       path,
       resource,
     });
     this.waited = ms;
+    this.holder = holders.length === 0 ? undefined : { pid: holders[0]! };
   }
 }
 

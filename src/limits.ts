@@ -1,4 +1,5 @@
 import { LockTimeoutError } from './errors.js';
+import { holderFor } from './proc-locks.js';
 
 /**
  * The caller's limits on one acquisition (options.timeout, options.signal),
@@ -14,9 +15,10 @@ export interface WaitLimits {
   readonly resource: string;
 }
 
-/** The LockTimeoutError for limits whose deadline has passed. */
+/** The LockTimeoutError for limits whose deadline has passed, naming the holder when it can be known. */
 function timeoutError(limits: WaitLimits): LockTimeoutError {
-  return new LockTimeoutError(limits.lockPath, limits.resource, performance.now() - limits.started);
+  const waited = performance.now() - limits.started;
+  return new LockTimeoutError(limits.lockPath, limits.resource, waited, holderFor(limits.lockPath)?.holders);
 }
 
 /** Throws the abort reason or a timeout error when the limits are spent. */

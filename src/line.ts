@@ -35,6 +35,16 @@ export class Line {
     return this.#holders === 0 && this.waiters.size === 0;
   }
 
+  /** Callers at the head now (src/holder.ts: a lock this thread holds). */
+  get holders(): number {
+    return this.#holders;
+  }
+
+  /** Whether the callers at the head hold it shared. */
+  get shared(): boolean {
+    return this.#holders > 0 && this.#shared;
+  }
+
   /** Takes a place at the head at once if nobody waits in line and the head admits that mode. */
   tryEnter(shared = false): boolean {
     if (this.waiters.size > 0 || !this.#admits(shared)) return false;
@@ -143,6 +153,11 @@ export function lineFor(lockPath: string, key: string): Line {
     startSweepTimer();
   }
   return line;
+}
+
+/** This thread's line for the lock file if it has one, without making one. */
+export function existingLine(key: string): Line | undefined {
+  return lines.get(key);
 }
 
 // --- the sweep timer ---------------------------------------------------------

@@ -283,7 +283,7 @@ describe('entry points', () => {
 
   it('ESM and CommonJS expose the same functions and error classes', async () => {
     const dynamic = (await import('native-file-lock')) as typeof esm;
-    const names = ['lock', 'tryLock', 'withFileLock', 'FileLockError', 'LockTimeoutError'];
+    const names = ['lock', 'tryLock', 'withFileLock', 'FileLockError', 'LockTimeoutError', 'inspect', 'isLocked'];
     for (const mod of [esm, dynamic, cjs]) {
       for (const name of names) expect(typeof (mod as Record<string, unknown>)[name], name).toBe('function');
     }

@@ -1,0 +1,115 @@
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
+
+/** A process holding a lock. */
+export interface LockHolder {
+  /**
+   * Its process id as this process sees it, or `undefined` when it cannot be
+   * known: the holder is in another pid namespace (a container), the process
+   * that took the lock has exited and a child inherited the descriptor, or
+   * the platform does not say (macOS, Windows).
+   */
+  readonly pid: number | undefined;
+}
+
+/** What {@link inspect} found: whether the lock is held, by whom, and how many wait. */
+export interface LockState {
+  /** Someone holds the lock: a process, a worker thread, or this thread. */
+  readonly locked: boolean;
+  /** When locked: whether it is held shared (every holder a reader). */
+  readonly shared?: boolean;
+  /** When locked: one holder (the first of `holders`). */
+  readonly holder?: LockHolder;
+  /** When locked: every holder known (several when shared). */
+  readonly holders?: readonly LockHolder[];
+  /** Linux: processes blocked waiting for the lock (0 when none). Not reported elsewhere. */
+  readonly waiting?: number;
+}
+
+/**
+ * The holder of lockPath as /proc/locks shows it, for a timeout error;
+ * undefined when not known. Only called when a wait has timed out.
+ */
+export function holderFor(lockPath: string): { holders: number[]; shared: boolean } | undefined {
+  if (!procLocksReadable()) return undefined;
+  try {
+    const state = readProcLocks(lockPath);
+    if (!state?.locked) return undefined;
+    const pids = state.holders!.map((h) => h.pid).filter((pid): pid is number => pid !== undefined);
+    return pids.length > 0 ? { holders: pids, shared: state.shared === true } : undefined;
+  } catch {
+    return undefined; // Never let the lookup hide the timeout itself.
+  }
+}
+
+// --- Linux: /proc/locks --------------------------------------------------------
+
+const PROC_LOCKS = '/proc/locks';
+
+export function procLocksReadable(): boolean {
+  if (process.platform !== 'linux' || process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS === '1') return false;
+  return existsSync(PROC_LOCKS);
+}
+
+/**
+ * The device as /proc/locks prints it (the kernel's MAJOR:MINOR in hex) from
+ * a user-space dev_t (glibc's encoding, gnu_dev_major/minor).
+ */
+function deviceText(dev: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
+}
+
+// "12: FLOCK  ADVISORY  WRITE 4242 08:01:123 0 EOF", or with " -> " after the
+// number for a request blocked behind the lock above it.
+const LINE = /^\d+:\s+(->\s+)?(FLOCK|POSIX|OFDLCK)\s+\S+\s+(READ|WRITE)\s+(-?\d+)\s+([0-9a-f]+:[0-9a-f]+):(\d+)\s+(\d+)\s+(\S+)\s*$/;
+
+/** The lock file's state from /proc/locks; undefined when the file cannot be looked at there. */
+export function readProcLocks(lockPath: string): LockState | undefined {
+  let st;
+  try {
+    // The lock file is never followed (it is opened with O_NOFOLLOW).
+    st = lstatSync(lockPath, { bigint: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { locked: false };
+    return undefined;
+  }
+  let text: string;
+  try {
+    text = readFileSync(PROC_LOCKS, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const device = deviceText(st.dev);
+  const inode = String(st.ino);
+  const holders: LockHolder[] = [];
+  let shared = true;
+  let waiting = 0;
+  for (const line of text.split('\n')) {
+    const m = LINE.exec(line);
+    if (m === null || m[6] !== inode || m[5] !== device) continue;
+    const [, blocked, kind, type, pidText, , , start, end] = m;
+    // Record locks count only over the whole file (NFS, record-lock mode,
+    // lockf peers); an OFD lock on byte 0 alone is a queue ticket, taken by
+    // a waiter (native/lock_posix.cc: ticket_take).
+    const wholeFile = kind === 'FLOCK' || (start === '0' && end === 'EOF');
+    const ticket = kind === 'OFDLCK' && start === '0' && end === '0';
+    if (blocked !== undefined) {
+      // A waiter blocked in flock, or behind a ticket (a queued waiter).
+      if (wholeFile || ticket) waiting++;
+      continue;
+    }
+    if (!wholeFile) continue;
+    holders.push({ pid: visiblePid(Number(pidText)) });
+    if (type !== 'READ') shared = false;
+  }
+  if (holders.length === 0) return { locked: false, waiting };
+  return { locked: true, shared, holder: holders[0], holders, waiting };
+}
+
+/** A pid this process can see; 0 and -1 (another pid namespace, an OFD lock) and vanished pids are unknown. */
+function visiblePid(pid: number): number | undefined {
+  if (!(pid > 0)) return undefined;
+  return pid === process.pid || existsSync(`/proc/${pid}`) ? pid : undefined;
+}
+
