@@ -98,7 +98,7 @@ function tryOnce(lockPath: string, key: string, resource: string, shared: boolea
   try {
     result = native.acquire(line.slot, false, shared);
     if (result === ACQUIRED) {
-      const released = native.release(line.slot);
+      const released = native.release(line.slot, false);
       if (released !== ACQUIRED) throw failureError(released, lockPath, resource);
       return true;
     }
