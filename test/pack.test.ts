@@ -37,6 +37,7 @@ const ALLOWED = [
   /^README\.md$/,
   /^LICENSE(\.md|\.txt)?$/,
   /^binding\.gyp$/,
+  /^bin\/native-file-lock\.mjs$/,
   /^dist\/(esm|cjs)\/[\w.-]+\.(js|cjs|d\.ts|d\.cts)$/,
   /^dist\/cjs\/package\.json$/,
   /^native\/[\w-]+\.(cc|h)$/,
