@@ -14,13 +14,15 @@
 //   ERR <json>                                  anything unexpected
 import { closeSync, openSync, readdirSync, readlinkSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { lock, tryLock, withFileLock, LockTimeoutError } from 'native-file-lock';
+import { lock, lockAll, tryLock, withFileLock, withFileLocks, LockTimeoutError } from 'native-file-lock';
 
 const [dir, instance] = process.argv.slice(2);
 if (!dir || !instance) throw new Error('usage: worker.mjs <dir> <instance>');
 
 const MARKER_BYTES = 64;
 const resource = join(dir, 'data');
+// Taken together with resource, in either order, by the several-lock operations.
+const second = join(dir, 'second');
 const markerFd = openSync(join(dir, 'marker'), 'r+');
 const counterFd = openSync(join(dir, 'counter'), 'r+');
 const journalFd = openSync(join(dir, `journal-${instance}.log`), 'a');
@@ -135,6 +137,26 @@ async function oneOperation() {
     } finally {
       await held.release();
     }
+  } else if (pick < 86) {
+    // Both locks, named in either order: the canonical order keeps processes from deadlocking.
+    const paths = rand(2) === 0 ? [resource, second] : [second, resource];
+    await withFileLocks(paths, () => criticalSection('several', true));
+  } else if (pick < 89) {
+    let held;
+    try {
+      held = await lockAll(rand(2) === 0 ? [resource, second] : [second, resource], { timeout: rand(40) });
+    } catch (error) {
+      if (error instanceof LockTimeoutError && error.code === 'ELOCKTIMEOUT') return journal(`T ${seq}`);
+      throw error;
+    }
+    try {
+      await criticalSection('several-timeout', true);
+    } finally {
+      await held.release();
+    }
+  } else if (pick < 92) {
+    // The lock file is deleted at release, while held; the next holder locks a new one.
+    await withFileLock(resource, () => criticalSection('remove', true), { removeLockFile: true });
   } else {
     const controller = new AbortController();
     const reason = new Error('soak abort');
