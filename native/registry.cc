@@ -172,8 +172,9 @@ int Registry::unless_queued(Slot& s) {
 
 int Registry::try_share(Slot& s, const void* owner, const char** syscall) {
   if (join(s)) return unless_queued(s);
-  if (!claim(s, owner)) return kBusy;
-  int r = s.exclusive_waiters.load() > 0 ? kBusy : lock_claimed(s, false, nullptr, syscall);
+  // Not even the claim while a writer waits: it would only delay the writer's.
+  if (s.exclusive_waiters.load() > 0 || !claim(s, owner)) return kBusy;
+  int r = lock_claimed(s, false, nullptr, syscall);
   if (r != kAcquired) {
     unclaim(s);
     return r;
