@@ -3,6 +3,7 @@
 // flock(1) and Python; reentrancy between the modes; writer preference.
 import { realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
@@ -210,6 +211,30 @@ describe('shared holders across worker_threads', () => {
     expect(await settlesWithin(late, 200)).toBe('pending');
     await worker.call('release', { path });
     await (await late).release();
+  });
+
+  it('four workers mixing shared and exclusive calls at random never let an exclusive holder in beside anyone', async () => {
+    const path = resourceIn(tempDir());
+    const state = new SharedArrayBuffer(5 * 4);
+    const rounds = 150;
+    const workers = Array.from({ length: 4 }, () => new Worker(fixture('shared-mix.mjs'), { workerData: { path, state, rounds } }));
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            worker.once('message', () => resolve());
+            worker.once('error', reject);
+            worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited ${code}`))));
+          }),
+      ),
+    );
+    await Promise.all(workers.map((worker) => worker.terminate()));
+    const [sharedNow, exclusiveNow, violations, sharedSections, exclusiveSections] = new Int32Array(state);
+    expect({ sharedNow, exclusiveNow, violations }).toEqual({ sharedNow: 0, exclusiveNow: 0, violations: 0 });
+    expect(sharedSections + exclusiveSections).toBe(4 * 2 * rounds);
+    expect(sharedSections).toBeGreaterThan(0);
+    expect(exclusiveSections).toBeGreaterThan(0);
+    expect(await agent.canLock(path)).toBe(true);
   });
 
   it('a worker that ends while holding a shared lock gives its share back', async () => {
