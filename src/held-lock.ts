@@ -3,6 +3,7 @@ import { inspect } from 'node:util';
 import { FileLockError } from './errors.js';
 import type { Line } from './line.js';
 import { ACQUIRED, failureError, native } from './native.js';
+import { noteReleased } from './visible-wait.js';
 
 /**
  * A held lock, exclusive or shared, as {@link lock} and {@link tryLock} return it.
@@ -161,6 +162,7 @@ export class HeldLock implements FileLock {
   #releaseSync(): void {
     if (this.#released) return;
     this.#released = true;
+    noteReleased(this);
     if (--this.#root.#holds > 0) return;
     const line = this.#line;
     // On an unlock error the addon closes the descriptor, which drops the

@@ -3,3 +3,4 @@ export { lockAll, tryLockAll, withFileLocks, type FileLocks, type LockAllOptions
 export { FileLockError, LockTimeoutError, type FileLockErrorCode } from './errors.js';
 export type { LockOptions, LockPath } from './options.js';
 export { inspect, isLocked, type LockState, type LockHolder } from './holder.js';
+export type { WaitInfo } from './visible-wait.js';

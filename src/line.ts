@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
+import { debug, debugging, since } from './debug.js';
 import type { HeldLock } from './held-lock.js';
 import { checkLimits, watchLimits, type WaitLimits } from './limits.js';
 import { native, type Slot } from './native.js';
@@ -107,6 +108,7 @@ export class Line {
       this.waiters.delete(waiter);
       this.#admit(waiter.shared);
       waiter.stop();
+      if (debugging) debug("hand-off '%s': head of this thread's line to a caller that waited %d ms", this.lockPath, since(waiter.limits.started));
       waiter.grant();
     }
     if (this.waiters.size === 0) unwatchForDeadlock(this);

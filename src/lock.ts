@@ -6,6 +6,7 @@ import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
+import { noteHeld, noteWaitFailed, watchWait } from './visible-wait.js';
 import { waitForFile } from './wait.js';
 
 export type { FileLock } from './held-lock.js';
@@ -216,7 +217,7 @@ function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLoc
   const line = lineFor(lockPath, key);
   if (!line.tryEnter(options.shared)) return willWait ? holdSlowly(line, options, resource, false) : undefined;
   const result = native.acquire(line.slot, willWait, options.shared);
-  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared, options.removeLockFile);
+  if (result === ACQUIRED) return noteHeld(new HeldLock(line, resource, store, options.shared, options.removeLockFile), options.warnAfterMs, -1);
   if (result === BUSY && willWait) return holdSlowly(line, options, resource, true);
   line.leave();
   if (result === BUSY) return undefined;
@@ -233,17 +234,25 @@ async function holdSlowly(line: Line, options: ValidOptions, resource: string, a
     lockPath: line.lockPath,
     resource,
   };
-  if (!atHead) await line.enter(limits, options.shared);
+  const stopWatching = watchWait(options, limits);
   try {
-    // Already at the head, the caller has just found the file lock busy.
-    const result = atHead ? BUSY : native.acquire(line.slot, true, options.shared);
-    if (result === BUSY) await waitForFile(line.slot, limits, options.shared);
-    else if (result !== ACQUIRED) throw failureError(result, line.lockPath, resource);
+    if (!atHead) await line.enter(limits, options.shared);
+    try {
+      // Already at the head, the caller has just found the file lock busy.
+      const result = atHead ? BUSY : native.acquire(line.slot, true, options.shared);
+      if (result === BUSY) await waitForFile(line.slot, limits, options.shared);
+      else if (result !== ACQUIRED) throw failureError(result, line.lockPath, resource);
+    } catch (error) {
+      line.leave();
+      throw error;
+    }
   } catch (error) {
-    line.leave();
+    noteWaitFailed(error, limits);
     throw error;
+  } finally {
+    stopWatching();
   }
-  const held = new HeldLock(line, resource, context.getStore(), options.shared, options.removeLockFile);
+  const held = noteHeld(new HeldLock(line, resource, context.getStore(), options.shared, options.removeLockFile), options.warnAfterMs, performance.now() - started);
   // The abort may have landed while the lock was being granted: give it back.
   if (options.signal?.aborted) {
     releaseHeldQuietly(held);

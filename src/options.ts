@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url';
 
+import { DEFAULT_ON_WAIT_AFTER_MS, type VisibleOptions, type WaitInfo } from './visible-wait.js';
+
 /**
  * A path as Node's fs takes it: a string, a `file:` URL, or a Buffer holding
  * UTF-8. Relative paths are resolved against the current directory at the
@@ -81,9 +83,36 @@ export interface LockOptions {
    * Default: `false`, the lock file stays. Must be a boolean (else `TypeError`).
    */
   removeLockFile?: boolean;
+  /**
+   * Called while the call waits for the lock: first when the wait has lasted
+   * `onWaitAfterMs`, then again every `onWaitAfterMs` until it ends, with
+   * `{ waitedMs, path, resource }` (`path`: the lock file). Never called
+   * once the wait has ended (lock taken, timeout, abort or error) and never
+   * by tryLock, which does not wait. An exception it throws (or a promise it
+   * returns that rejects) becomes a process warning (`NativeFileLockWarning`,
+   * code `'NFL_ON_WAIT_FAILED'`) and the wait goes on.
+   *
+   * Default: none. Must be a function (else `TypeError`).
+   */
+  onWait?: (info: WaitInfo) => unknown;
+  /**
+   * Milliseconds of waiting before the first `onWait` call, and between calls.
+   *
+   * Default: `1000`. Must be a number (else `TypeError`), finite and not negative (else `RangeError`).
+   */
+  onWaitAfterMs?: number;
+  /**
+   * Emits one process warning (`NativeFileLockWarning`, code
+   * `'NFL_HELD_LONG'`, naming the lock file and the time held) when this
+   * hold lasts longer than this many milliseconds. Nothing is released or
+   * taken: it only tells. Its timer is unref'd and cleared at release.
+   *
+   * Default: `Infinity`, no warning. Must be a number (else `TypeError`), not negative and not NaN (else `RangeError`).
+   */
+  warnAfterMs?: number;
 }
 
-export interface ValidOptions {
+export interface ValidOptions extends VisibleOptions {
   timeout: number;
   signal: AbortSignal | undefined;
   lockfilePath: string | undefined;
@@ -91,8 +120,17 @@ export interface ValidOptions {
   removeLockFile: boolean;
 }
 
-const KNOWN = new Set(['timeout', 'signal', 'lockfilePath', 'shared', 'removeLockFile']);
-const DEFAULTS: ValidOptions = { timeout: Infinity, signal: undefined, lockfilePath: undefined, shared: false, removeLockFile: false };
+const KNOWN = new Set(['timeout', 'signal', 'lockfilePath', 'shared', 'removeLockFile', 'onWait', 'onWaitAfterMs', 'warnAfterMs']);
+const DEFAULTS: ValidOptions = {
+  timeout: Infinity,
+  signal: undefined,
+  lockfilePath: undefined,
+  shared: false,
+  removeLockFile: false,
+  onWait: undefined,
+  onWaitAfterMs: DEFAULT_ON_WAIT_AFTER_MS,
+  warnAfterMs: Infinity,
+};
 
 export function validatePath(value: unknown, name: string): string {
   if (typeof value !== 'string') value = pathString(value, name);
@@ -124,6 +162,15 @@ export function validateOptions(options: unknown): ValidOptions {
     if (typeof o.removeLockFile !== 'boolean') throw new TypeError(`options.removeLockFile must be a boolean, got ${describe(o.removeLockFile)}`);
     result.removeLockFile = o.removeLockFile;
   }
+  if (o.onWait !== undefined) {
+    if (typeof o.onWait !== 'function') throw new TypeError(`options.onWait must be a function, got ${describe(o.onWait)}`);
+    result.onWait = o.onWait;
+  }
+  if (o.onWaitAfterMs !== undefined) {
+    result.onWaitAfterMs = duration(o.onWaitAfterMs, 'options.onWaitAfterMs');
+    if (result.onWaitAfterMs === Infinity) throw new RangeError('options.onWaitAfterMs must be a finite number of milliseconds, got Infinity');
+  }
+  if (o.warnAfterMs !== undefined) result.warnAfterMs = duration(o.warnAfterMs, 'options.warnAfterMs');
   return result;
 }
 

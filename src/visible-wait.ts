@@ -1,0 +1,134 @@
+import { debug, debugging, since } from './debug.js';
+import type { HeldLock } from './held-lock.js';
+import type { WaitLimits } from './limits.js';
+
+/** What `options.onWait` is called with while a call waits for a lock. */
+export interface WaitInfo {
+  /** Milliseconds this call has waited so far (in this thread's line and for the file lock). */
+  readonly waitedMs: number;
+  /** The lock file waited for: `<canonical path>.lock` or `options.lockfilePath`. */
+  readonly path: string;
+  /** The path the lock protects, as the caller gave it. */
+  readonly resource: string;
+}
+
+/** The options this module reads (src/options.ts validates them). */
+export interface VisibleOptions {
+  onWait: ((info: WaitInfo) => unknown) | undefined;
+  onWaitAfterMs: number;
+  warnAfterMs: number;
+}
+
+export const DEFAULT_ON_WAIT_AFTER_MS = 1000;
+
+/** The `type` of every process warning this package emits. */
+export const WARNING_TYPE = 'NativeFileLockWarning';
+
+const nothing = (): void => {};
+
+/**
+ * Calls options.onWait once the wait of limits has lasted onWaitAfterMs, then
+ * again every onWaitAfterMs, until the returned function is called (however
+ * the wait ends). The timer is unref'd: a wait alone keeps the process alive
+ * through the native wait, not through this. An exception or rejection of
+ * onWait becomes a process warning (NFL_ON_WAIT_FAILED) and the wait goes on.
+ */
+export function watchWait(options: VisibleOptions, limits: WaitLimits): () => void {
+  if (debugging) debug("wait '%s' (for '%s')", limits.lockPath, limits.resource);
+  const onWait = options.onWait;
+  if (onWait === undefined) return nothing;
+  const every = options.onWaitAfterMs;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const call = () => {
+    timer = setTimeout(call, every);
+    timer.unref?.();
+    const info: WaitInfo = { waitedMs: since(limits.started), path: limits.lockPath, resource: limits.resource };
+    try {
+      const result = onWait(info);
+      if (isThenable(result)) result.then(undefined, (error: unknown) => onWaitFailed(error, info));
+    } catch (error) {
+      onWaitFailed(error, info);
+    }
+  };
+  // Counted from the start of the wait, which may have begun before this call.
+  timer = setTimeout(call, Math.max(0, every - (performance.now() - limits.started)));
+  timer.unref?.();
+  return () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+}
+
+function onWaitFailed(error: unknown, info: WaitInfo): void {
+  const message = error instanceof Error ? error.message : String(error);
+  process.emitWarning(`options.onWait threw while waiting for '${info.path}' (the wait goes on): ${message}`, {
+    type: WARNING_TYPE,
+    code: 'NFL_ON_WAIT_FAILED',
+    detail: error instanceof Error ? error.stack : undefined,
+  });
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
+// --- while held ---------------------------------------------------------------
+
+interface Watch {
+  readonly since: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+// Held locks with a warnAfterMs timer or a debug start time. `watched` counts
+// them so that a release with none of either does not look into the map.
+const watches = new WeakMap<HeldLock, Watch>();
+let watched = 0;
+
+/**
+ * Notes a lock just taken: the debug line, and with warnAfterMs a one-shot
+ * unref'd timer that warns (NFL_HELD_LONG) if the lock is still held then.
+ * It never releases or takes anything. waitedMs: -1 when the call did not wait.
+ */
+export function noteHeld(held: HeldLock, warnAfterMs: number, waitedMs: number): HeldLock {
+  if (debugging) {
+    if (waitedMs < 0) debug("acquire '%s' (no wait)", held.path);
+    else debug("acquire '%s' after waiting %d ms", held.path, Math.round(waitedMs));
+  }
+  if (warnAfterMs === Infinity && !debugging) return held;
+  const watch: Watch = { since: performance.now(), timer: undefined };
+  if (warnAfterMs !== Infinity) {
+    watch.timer = setTimeout(() => {
+      watch.timer = undefined;
+      if (held.released) return;
+      process.emitWarning(
+        `The lock on '${held.path}' (for '${held.resource}') has been held by this process for ${since(watch.since)} ms, ` +
+          `longer than options.warnAfterMs (${warnAfterMs} ms); it stays held until released`,
+        { type: WARNING_TYPE, code: 'NFL_HELD_LONG' },
+      );
+    }, warnAfterMs);
+    watch.timer.unref?.();
+  }
+  watches.set(held, watch);
+  watched++;
+  return held;
+}
+
+/** Clears what noteHeld set up for held; called by every release, once. */
+export function noteReleased(held: HeldLock): void {
+  if (watched === 0) return;
+  const watch = watches.get(held);
+  if (watch === undefined) return;
+  watches.delete(held);
+  watched--;
+  if (watch.timer !== undefined) clearTimeout(watch.timer);
+  if (debugging) debug("release '%s' after holding it %d ms", held.path, since(watch.since));
+}
+
+/** The debug line for a wait that ended in a timeout or an abort (or another error). */
+export function noteWaitFailed(error: unknown, limits: WaitLimits): void {
+  if (!debugging) return;
+  const waited = since(limits.started);
+  if (limits.signal?.aborted && error === limits.signal.reason) debug("abort '%s' after waiting %d ms", limits.lockPath, waited);
+  else if ((error as { code?: unknown } | null)?.code === 'ELOCKTIMEOUT') debug("timeout '%s' after waiting %d ms", limits.lockPath, waited);
+  else debug("wait failed '%s' after %d ms: %s", limits.lockPath, waited, (error as Error)?.message ?? String(error));
+}
