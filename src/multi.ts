@@ -264,6 +264,8 @@ async function holdAll(pathsArg: unknown, optionsArg: unknown, willWait: boolean
       // One deadline for the set: each wait gets what is left of it.
       const timeout = Math.max(0, deadline - performance.now());
       const each: Record<string, unknown> = { timeout, signal: options.signal, removeLockFile: options.removeLockFile, lockfilePath: entry.lockfilePath };
+      // onWait and warnAfterMs apply to each lock of the set, each wait counted on its own.
+      Object.assign(each, { onWait: options.onWait, onWaitAfterMs: options.onWaitAfterMs, warnAfterMs: options.warnAfterMs });
       if (entry.shared) each.shared = true;
       const h = await holdWithin(outer, entry.path, each, willWait);
       if (h === undefined) {

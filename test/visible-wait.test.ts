@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
-import { lock, tryLock, withFileLock, type WaitInfo } from 'native-file-lock';
+import { lock, lockAll, tryLock, withFileLock, type WaitInfo } from 'native-file-lock';
 
 import { Agent, fixture, rejection, resourceIn, runNode, sleep, tempDir, waitFor } from './helpers.js';
 
@@ -98,6 +98,19 @@ describe('onWait', () => {
     expect(warnings[0]).toMatchObject({ code: 'NFL_ON_WAIT_FAILED' });
     expect(warnings[0]!.message).toContain(lockFileOf(path));
     expect(warnings[0]!.message).toContain('observer failed');
+  });
+
+  it('is called by lockAll for the lock of the set that another process holds', async () => {
+    const dir = tempDir();
+    const free = resourceIn(dir, 'a');
+    const busy = resourceIn(dir, 'b');
+    await agent.call('lock', { path: busy });
+    const calls: WaitInfo[] = [];
+    const taking = lockAll([free, busy], { onWait: (info) => void calls.push(info), onWaitAfterMs: 30 });
+    await waitFor(() => calls.length > 0, 'an onWait call');
+    await agent.call('release', { path: busy });
+    await (await taking).release();
+    expect(calls[0]).toMatchObject({ path: lockFileOf(busy), resource: busy });
   });
 
   it('rejects a bad onWait or onWaitAfterMs with a typed error', async () => {
