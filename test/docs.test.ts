@@ -95,7 +95,7 @@ describe.each(entries)('%s entry point’s declarations', (_name, entry) => {
     const options = api.exports.get('LockOptions');
     expect(options).toBeDefined();
     const members = api.checker.getDeclaredTypeOfSymbol(options!).getProperties();
-    expect(members.map((m) => m.name).sort()).toEqual(['lockfilePath', 'removeLockFile', 'shared', 'signal', 'timeout']);
+    expect(members.map((m) => m.name).sort()).toEqual(['lockfilePath', 'onWait', 'onWaitAfterMs', 'removeLockFile', 'shared', 'signal', 'timeout', 'warnAfterMs']);
     for (const member of members) {
       const { text } = docOf(member, api.checker);
       expect(text, member.name).toMatch(/Default: /);
