@@ -1,6 +1,7 @@
 import { debug, debugging, since } from './debug.js';
 import type { HeldLock } from './held-lock.js';
 import type { WaitLimits } from './limits.js';
+import { procLocksReadable, readProcLocks, type LockHolder } from './proc-locks.js';
 
 /** What `options.onWait` is called with while a call waits for a lock. */
 export interface WaitInfo {
@@ -10,6 +11,14 @@ export interface WaitInfo {
   readonly path: string;
   /** The path the lock protects, as the caller gave it. */
   readonly resource: string;
+  /**
+   * Who holds the lock at the time of the call, when it can be known: on
+   * Linux from `/proc/locks` (as {@link inspect} reads it; `pid` is
+   * `undefined` for a holder in another pid namespace, and is this process's
+   * own pid when another thread or caller of this process holds it). Absent
+   * on macOS and Windows, where finding out would mean trying the lock.
+   */
+  readonly holder?: LockHolder;
 }
 
 /** The options this module reads (src/options.ts validates them). */
@@ -34,7 +43,7 @@ const nothing = (): void => {};
  * onWait becomes a process warning (NFL_ON_WAIT_FAILED) and the wait goes on.
  */
 export function watchWait(options: VisibleOptions, limits: WaitLimits): () => void {
-  if (debugging) debug("wait '%s' (for '%s')", limits.lockPath, limits.resource);
+  if (debugging) debug("wait '%s' (for '%s'), held by pid %s", limits.lockPath, limits.resource, holderOf(limits.lockPath)?.pid ?? 'unknown');
   const onWait = options.onWait;
   if (onWait === undefined) return nothing;
   const every = options.onWaitAfterMs;
@@ -42,7 +51,9 @@ export function watchWait(options: VisibleOptions, limits: WaitLimits): () => vo
   const call = () => {
     timer = setTimeout(call, every);
     timer.unref?.();
-    const info: WaitInfo = { waitedMs: since(limits.started), path: limits.lockPath, resource: limits.resource };
+    const info: { -readonly [K in keyof WaitInfo]: WaitInfo[K] } = { waitedMs: since(limits.started), path: limits.lockPath, resource: limits.resource };
+    const holder = holderOf(limits.lockPath);
+    if (holder !== undefined) info.holder = holder;
     try {
       const result = onWait(info);
       if (isThenable(result)) result.then(undefined, (error: unknown) => onWaitFailed(error, info));
@@ -57,6 +68,17 @@ export function watchWait(options: VisibleOptions, limits: WaitLimits): () => vo
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
   };
+}
+
+/** The lock's holder from /proc/locks (Linux), never by trying the lock; undefined when not known. */
+function holderOf(lockPath: string): LockHolder | undefined {
+  if (!procLocksReadable()) return undefined;
+  try {
+    const state = readProcLocks(lockPath);
+    return state?.locked ? state.holder : undefined;
+  } catch {
+    return undefined; // Telling never gets in the way of the wait.
+  }
 }
 
 function onWaitFailed(error: unknown, info: WaitInfo): void {
