@@ -25,7 +25,7 @@ class UsageError extends Error {}
 const USAGE = `Usage:
   ${NAME} [options] <file> <command> [<argument>...]
   ${NAME} [options] <file> -c <shell command>
-  ${NAME} status <file|directory> [--json]
+  ${NAME} status [--lock-file-itself] <file|directory> [--json]
   ${NAME} doctor [directory] [--json]
 
 Runs a command while holding a lock, like util-linux flock(1). The lock is
@@ -178,10 +178,10 @@ function lockFailureStatus(error) {
   return EX_NOINPUT;
 }
 
-async function holderText(path) {
+async function holderText(path, options) {
   if (typeof lib.inspect !== 'function') return '';
   try {
-    const info = await lib.inspect(path);
+    const info = lib.inspect(path, options);
     const pid = info?.holder?.pid;
     return pid ? ` (held by pid ${pid})` : '';
   } catch {
@@ -211,7 +211,7 @@ async function runLocked(args) {
     } else {
       if (process.stderr.isTTY) {
         statusTimer = setTimeout(async () => {
-          const holder = await holderText(file);
+          const holder = await holderText(file, lockOptions);
           if (held === undefined) process.stderr.write(`${NAME}: waiting for the ${opts.shared ? 'shared' : 'exclusive'} lock on '${file}'${holder}...\n`);
         }, 1000);
         statusTimer.unref();
@@ -252,9 +252,19 @@ async function runLocked(args) {
 
 // --- status --------------------------------------------------------------------
 
+function describeState(r) {
+  if (r.error) return `error ${r.error.code ?? ''}: ${r.error.message}`;
+  if (!r.locked) return 'free';
+  const pids = (r.holders ?? (r.holder ? [r.holder] : [])).map((h) => h.pid ?? 'unknown');
+  const by = pids.length > 0 ? ` by pid ${pids.join(', ')}` : '';
+  const waiting = r.waiting ? `, ${r.waiting} waiting` : '';
+  return `held ${r.shared ? 'shared' : 'exclusive'}${by}${waiting}`;
+}
+
 async function runStatus(args) {
   const json = args.includes('--json');
-  const operands = args.filter((a) => a !== '--json');
+  const itself = args.includes('--lock-file-itself');
+  const operands = args.filter((a) => a !== '--json' && a !== '--lock-file-itself');
   if (operands.length === 1 && (operands[0] === '-h' || operands[0] === '--help')) {
     process.stdout.write(USAGE);
     return 0;
@@ -265,42 +275,28 @@ async function runStatus(args) {
     return EX_UNAVAILABLE;
   }
   const target = resolve(operands[0]);
-  let paths;
   let isDir = false;
   try {
     isDir = statSync(target).isDirectory();
   } catch {}
-  if (isDir) {
-    paths = readdirSync(target)
-      .filter((name) => name.endsWith('.lock'))
-      .sort()
-      .map((name) => join(target, name));
-  } else {
-    paths = [target];
-  }
-  const results = [];
-  for (const path of paths) {
-    // A .lock file listed in a directory is inspected as the lock file itself.
-    const options = isDir ? { lockfilePath: path } : {};
+  // A directory: every *.lock file in it, each inspected as the lock file itself.
+  const entries = isDir
+    ? readdirSync(target)
+        .filter((name) => name.endsWith('.lock'))
+        .sort()
+        .map((name) => ({ path: join(target, name), options: { lockfilePath: join(target, name) } }))
+    : [{ path: target, options: itself ? { lockfilePath: target } : {} }];
+  const results = entries.map(({ path, options }) => {
     try {
-      const info = await lib.inspect(path, options);
-      results.push({ path, ...info });
+      const state = lib.inspect(path, options);
+      return { path, lockFile: options.lockfilePath ?? `${path}.lock`, ...state };
     } catch (error) {
-      results.push({ path, error: { code: error?.code, message: error?.message } });
+      return { path, error: { code: error?.code, message: error?.message } };
     }
-  }
+  });
   if (json) process.stdout.write(JSON.stringify(isDir ? results : results[0], null, 2) + '\n');
-  else {
-    if (results.length === 0) process.stdout.write(`no lock files in ${target}\n`);
-    for (const r of results) {
-      if (r.error) process.stdout.write(`${r.path}: error ${r.error.code}: ${r.error.message}\n`);
-      else {
-        const holder = r.holder ? ` by pid ${r.holder.pid ?? 'unknown'}` : '';
-        const waiting = r.waiting ? `, ${typeof r.waiting === 'number' ? r.waiting : JSON.stringify(r.waiting)} waiting` : '';
-        process.stdout.write(`${r.path}: ${r.locked ? `held${holder}` : 'free'}${waiting}\n`);
-      }
-    }
-  }
+  else if (results.length === 0) process.stdout.write(`no lock files in ${target}\n`);
+  else for (const r of results) process.stdout.write(`${r.path}: ${describeState(r)}\n`);
   return results.some((r) => r.error) ? 1 : 0;
 }
 

@@ -242,6 +242,62 @@ describe('the CLI reports errors with flock(1)\'s exit codes', () => {
   });
 });
 
+describe('native-file-lock status', () => {
+  interface State {
+    path: string;
+    locked: boolean;
+    shared?: boolean;
+    holder?: { pid?: number };
+    waiting?: number;
+  }
+
+  it('says free, then held with the holding pid while the CLI runs a command under the lock', async () => {
+    const file = resourceIn(tempDir());
+    expect(JSON.parse((await run(['status', file, '--json'])).stdout)).toMatchObject({ locked: false });
+    const holder = cli([file, ...HOLD]);
+    await holder.waitForOutput('ready');
+    const out = await run(['status', file, '--json']);
+    expect(out.code, out.stderr).toBe(0);
+    const state = JSON.parse(out.stdout) as State;
+    expect(state.locked).toBe(true);
+    expect(state.shared).toBe(false);
+    if (process.platform === 'linux') expect(state.holder?.pid).toBe(holder.pid);
+    const text = await run(['status', file]);
+    expect(text.stdout).toBe(`${file}: held exclusive${process.platform === 'linux' ? ` by pid ${holder.pid}` : ''}\n`);
+    holder.child.stdin!.end();
+    await holder.succeeded();
+    expect((await run(['status', file])).stdout).toBe(`${file}: free\n`);
+  });
+
+  it("lists every lock file of a directory with flock(1)'s holder and a waiting CLI", async (ctx) => {
+    skipWithout(ctx, 'linux', 'flock(1)', '/proc');
+    const dir = tempDir();
+    const busy = resourceIn(dir, 'busy');
+    const idle = resourceIn(dir, 'idle');
+    await (await tryLock(idle))!.release();
+    const holder = runFlock([lockFileOf(busy), 'sh', '-c', 'echo locked; read line']);
+    await holder.waitForOutput('locked');
+    const waiter = cli([busy, '-c', 'exit 0']);
+    await waitFor(async () => ((JSON.parse((await run(['status', busy, '--json'])).stdout) as State).waiting ?? 0) >= 1, 'the CLI to wait');
+    const out = await run(['status', dir, '--json']);
+    const states = JSON.parse(out.stdout) as State[];
+    expect(states.map((s) => s.path)).toEqual([join(realpathSync(dir), 'busy.lock'), join(realpathSync(dir), 'idle.lock')]);
+    expect(states[0]).toMatchObject({ locked: true, holder: { pid: holder.pid } });
+    expect(states[0]!.waiting).toBeGreaterThanOrEqual(1);
+    expect(states[1]).toMatchObject({ locked: false });
+    holder.child.stdin!.end('\n');
+    await holder.succeeded();
+    await waiter.succeeded();
+  });
+
+  it('exits non-zero with the path when the lock cannot be inspected', async () => {
+    const missingDir = join(tempDir(), 'no-such-dir', 'file');
+    const out = await run(['status', missingDir]);
+    expect(out.code).not.toBe(0);
+    expect(out.stdout).toContain('ENOENT');
+  });
+});
+
 describe('native-file-lock doctor', () => {
   it('names the file system and finds that two processes exclude each other in the directory', async () => {
     const dir = tempDir();
