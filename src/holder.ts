@@ -4,7 +4,7 @@ import { existingLine, lineFor } from './line.js';
 import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath } from './options.js';
 import { lockPathFor } from './paths.js';
-import { procLocksReadable, readProcLocks, type LockState } from './proc-locks.js';
+import { procLocksReadable, readProcLocks, seesEveryPid, type LockState } from './proc-locks.js';
 
 export type { LockHolder, LockState } from './proc-locks.js';
 
@@ -20,7 +20,9 @@ export type { LockHolder, LockState } from './proc-locks.js';
  * - Linux: read from `/proc/locks` by the lock file's device and inode; the
  *   lock is never taken. `flock` holders and whole-file record locks (NFS,
  *   `fcntl`/`lockf`) count; `waiting` counts blocked waiters and queue
- *   tickets. A holder in another pid namespace has `pid: undefined`.
+ *   tickets. In a child pid namespace (a container) /proc/locks leaves out
+ *   holders outside it (recent kernels), so a lock it shows free there is
+ *   confirmed by one try, as below (`pid: undefined` when busy).
  * - macOS, Windows (and Linux without `/proc`): the lock is **tried once and
  *   released at once** (exclusive, then shared if that was busy, to tell
  *   shared holders apart). No pid is known unless this thread holds it, and
@@ -45,7 +47,9 @@ export function inspect(path: LockPath, options?: LockOptions): LockState {
   const { lockPath, key } = lockPathFor(resource, lockfilePath);
   if (procLocksReadable()) {
     const state = readProcLocks(lockPath);
-    if (state !== undefined) return state;
+    // In a child pid namespace (a container) /proc/locks leaves out the
+    // locks of processes it cannot see: a lock it shows free is tried.
+    if (state !== undefined && (state.locked || seesEveryPid())) return state;
   }
   return tryAndRelease(lockPath, key, resource);
 }

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** A process holding a lock. */
 export interface LockHolder {
@@ -48,6 +48,26 @@ const PROC_LOCKS = '/proc/locks';
 export function procLocksReadable(): boolean {
   if (process.platform !== 'linux' || process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS === '1') return false;
   return existsSync(PROC_LOCKS);
+}
+
+// The initial pid namespace's fixed inode number (PROC_PID_INIT_INO).
+const INIT_PID_NAMESPACE = 'pid:[4026531836]';
+let everyPid: boolean | undefined;
+
+/**
+ * Whether this process is in the initial pid namespace, where /proc/locks
+ * lists every lock: in a child namespace the kernel leaves out locks of
+ * processes that namespace cannot see.
+ */
+export function seesEveryPid(): boolean {
+  if (everyPid === undefined) {
+    try {
+      everyPid = readlinkSync('/proc/self/ns/pid') === INIT_PID_NAMESPACE;
+    } catch {
+      everyPid = false;
+    }
+  }
+  return everyPid;
 }
 
 /**

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { inspect, isLocked, lock, LockTimeoutError, tryLock, withFileLock, type LockState } from 'native-file-lock';
 
-import { fileLockError, fixture, Proc, requires, runNode, skipWithout, tempDir, waitFor } from './helpers.js';
+import { fileLockError, fixture, Proc, requirementsEnforced, requires, runNode, runSync, skipWithout, tempDir, waitFor } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, runFlock } from './peers.js';
 
 /** A resource in a fresh directory and its lock file (the directory is real, so no symlink to resolve). */
@@ -265,5 +265,28 @@ describe('a timeout names the holder', () => {
       if (saved === undefined) delete process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS;
       else process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS = saved;
     }
+  });
+});
+
+describe('inspect in a child pid namespace', () => {
+  it('finds a lock held outside the namespace, which /proc/locks there leaves out, by one try: locked, pid unknown', async (ctx) => {
+    skipWithout(ctx, 'linux', 'root', '/proc', 'flock(1)');
+    if (runSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status !== 0) {
+      if (requirementsEnforced) throw new Error('unshare --pid --fork --mount-proc failed as root');
+      ctx.skip('unshare --pid cannot make a pid namespace here');
+    }
+    const { path, lockPath } = fresh();
+    const holder = runFlock([lockPath, 'sh', '-c', 'echo locked; read line']);
+    await holder.waitForOutput('locked');
+    const inside = new Proc('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, fixture('holder.mjs'), 'inspect', path]);
+    await inside.succeeded();
+    const { state, isLocked: locked } = JSON.parse(inside.stdout) as { state: LockState; isLocked: boolean };
+    expect(state).toMatchObject({ locked: true, shared: false, holders: [{}] });
+    expect(state.holder?.pid).toBeUndefined();
+    expect(locked).toBe(true);
+    await letGo(holder);
+    const after = new Proc('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, fixture('holder.mjs'), 'inspect', path]);
+    await after.succeeded();
+    expect(JSON.parse(after.stdout)).toMatchObject({ state: { locked: false }, isLocked: false });
   });
 });
