@@ -178,15 +178,19 @@ function lockFailureStatus(error) {
   return EX_NOINPUT;
 }
 
-async function holderText(path, options) {
-  if (typeof lib.inspect !== 'function') return '';
-  try {
-    const info = lib.inspect(path, options);
-    const pid = info?.holder?.pid;
-    return pid ? ` (held by pid ${pid})` : '';
-  } catch {
-    return '';
-  }
+/** The one status line of a wait on a terminal, rewritten in place each second. */
+function waitLine(file, shared) {
+  let shown = false;
+  return {
+    onWait(info) {
+      const pid = info.holder ? ` (held by pid ${info.holder.pid ?? 'unknown'})` : '';
+      process.stderr.write(`\r\x1b[K${NAME}: waiting ${Math.round(info.waitedMs / 1000)} s for the ${shared ? 'shared' : 'exclusive'} lock on '${file}'${pid}`);
+      shown = true;
+    },
+    end() {
+      if (shown) process.stderr.write('\n');
+    },
+  };
 }
 
 async function runLocked(args) {
@@ -203,32 +207,36 @@ async function runLocked(args) {
   if (opts.lockFileItself) lockOptions.lockfilePath = file;
   const started = process.hrtime.bigint();
   let held;
-  let statusTimer;
+  let status;
   try {
     if (opts.nonblock) {
       held = await lib.tryLock(file, lockOptions);
-      if (!held) return opts.conflictExitCode;
+      if (!held) {
+        if (opts.verbose) fail('failed to get lock');
+        return opts.conflictExitCode;
+      }
     } else {
       if (process.stderr.isTTY) {
-        statusTimer = setTimeout(async () => {
-          const holder = await holderText(file, lockOptions);
-          if (held === undefined) process.stderr.write(`${NAME}: waiting for the ${opts.shared ? 'shared' : 'exclusive'} lock on '${file}'${holder}...\n`);
-        }, 1000);
-        statusTimer.unref();
+        status = waitLine(file, opts.shared);
+        lockOptions.onWait = status.onWait;
+        lockOptions.onWaitAfterMs = 1000;
       }
       held = await lib.lock(file, { ...lockOptions, timeout: opts.timeout });
     }
   } catch (error) {
-    if (error?.code === 'ELOCKTIMEOUT') return opts.conflictExitCode;
+    if (error?.code === 'ELOCKTIMEOUT') {
+      if (opts.verbose) fail(`timeout while waiting to get lock${error.holder?.pid ? ` (held by pid ${error.holder.pid})` : ''}`);
+      return opts.conflictExitCode;
+    }
     fail(error instanceof Error ? error.message : String(error));
     return error instanceof TypeError || error instanceof RangeError ? EX_USAGE : lockFailureStatus(error);
   } finally {
-    clearTimeout(statusTimer);
+    status?.end();
   }
   if (opts.verbose) fail(`getting lock took ${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(6)} seconds`);
 
   const target = opts.command !== undefined ? shellCommand(opts.command) : { file: argv[0], args: argv.slice(1) };
-  if (opts.verbose) fail(`executing ${opts.command !== undefined ? target.file : target.file}`);
+  if (opts.verbose) fail(`executing ${target.file}`);
   // The lock's descriptor is close-on-exec: the command never holds the lock.
   const child = spawn(target.file, target.args, { stdio: 'inherit', windowsVerbatimArguments: target.windowsVerbatimArguments });
   const forward = (signal) => {
@@ -236,7 +244,7 @@ async function runLocked(args) {
   };
   const signals = process.platform === 'win32' ? ['SIGINT', 'SIGBREAK', 'SIGHUP'] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, forward);
-  const status = await new Promise((done) => {
+  const exitStatus = await new Promise((done) => {
     child.once('error', (error) => {
       fail(`failed to execute ${target.file}: ${error.message}`);
       done(error.code === 'ENOMEM' ? EX_OSERR : EX_UNAVAILABLE);
@@ -247,7 +255,7 @@ async function runLocked(args) {
   });
   for (const signal of signals) process.off(signal, forward);
   await held.release().catch(() => {});
-  return status;
+  return exitStatus;
 }
 
 // --- status --------------------------------------------------------------------

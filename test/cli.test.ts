@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { tryLock } from 'native-file-lock';
 
-import { requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
+import { plainEnv, Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
 import { flockProbe, runFlock } from './peers.js';
 
 const BIN = fileURLToPath(new URL('../bin/native-file-lock.mjs', import.meta.url));
@@ -145,6 +145,23 @@ describe('the CLI and util-linux flock(1)', () => {
     expect(await run(['-n', '--lock-file-itself', file, '-c', 'echo ran'])).toMatchObject({ code: 1, stdout: '' });
     flockHolder.child.stdin!.end('\n');
     await flockHolder.succeeded();
+  });
+
+  it('on a terminal, a wait over a second shows one status line on stderr naming the holder; off a terminal, none', async () => {
+    const file = resourceIn(tempDir());
+    const holder = runFlock([lockFileOf(file), 'sh', '-c', 'echo locked; read line']);
+    await holder.waitForOutput('locked');
+    // script(1) gives the CLI a terminal.
+    const onTty = new Proc('script', ['-qec', `${process.execPath} ${BIN} ${file} -c 'echo done'`, '/dev/null'], { env: plainEnv });
+    const offTty = cli([file, '-c', 'echo done']);
+    await onTty.waitForOutput(`native-file-lock: waiting 1 s for the exclusive lock on '${file}' (held by pid ${holder.pid})`);
+    holder.child.stdin!.end('\n');
+    await holder.succeeded();
+    await onTty.succeeded();
+    await offTty.succeeded();
+    expect(onTty.stdout).toContain('done');
+    expect(offTty.stdout).toBe('done\n');
+    expect(offTty.stderr).toBe('');
   });
 
   it('without --lock-file-itself the CLI locks <file>.lock and leaves <file> to flock(1)', async () => {
