@@ -4,3 +4,13 @@ export { FileLockError, LockTimeoutError, type FileLockErrorCode } from './error
 export type { LockOptions, LockPath } from './options.js';
 export { inspect, isLocked, type LockState, type LockHolder } from './holder.js';
 export type { WaitInfo } from './visible-wait.js';
+export {
+  createLockManager,
+  type FileLockManager,
+  type LockManagerCallback,
+  type LockManagerLock,
+  type LockManagerLockInfo,
+  type LockManagerMode,
+  type LockManagerQueryResult,
+  type LockManagerRequestOptions,
+} from './lock-manager.js';
