@@ -527,7 +527,7 @@ describe('the NFS model (flock emulated with whole-file OFD record locks)', () =
 // --- writer starvation -----------------------------------------------------------
 
 describe('a writer among overlapping readers in other processes', () => {
-  const HOLD_MS = 50;
+  const HOLD_MS = 100; // long against the moments a writer takes to queue, even on a loaded machine
   const LOOPS = 2; // per reader process, staggered: some reader always holds the lock
   const BOUND = 20; // reader acquisitions the writer may wait through
 
@@ -552,7 +552,7 @@ describe('a writer among overlapping readers in other processes', () => {
     const path = resourceIn(dir);
     const tally = join(dir, 'tally');
     writeFileSync(tally, '');
-    const ROUNDS = 100; // each loop would run ~5 s unstopped: far past the bound
+    const ROUNDS = 60; // each loop would run ~6 s unstopped: far past the bound
     const readers = Array.from({ length: 3 }, () => runNode(fixture('shared-loop.mjs'), ['reader', path, tally, String(HOLD_MS), String(LOOPS), String(ROUNDS)]));
     await Promise.all(readers.map((r) => r.waitForOutput('ready')));
     for (const r of readers) r.child.stdin!.write('go\n');
@@ -577,7 +577,7 @@ describe('a writer among overlapping readers in other processes', () => {
     const lockFile = lockFileOf(path);
     const tally = join(dir, 'tally');
     writeFileSync(tally, '');
-    const ROUNDS = 20; // bounded: nothing stops flock(1) loops but themselves
+    const ROUNDS = 15; // bounded: nothing stops flock(1) loops but themselves
     const loop = `for i in $(seq ${ROUNDS}); do flock -s "$0" sh -c 'printf r >> "$1"; sleep ${HOLD_MS / 1000}' sh "$1"; done`;
     const script = `(${loop}) & sleep ${HOLD_MS / 1000 / LOOPS}; (${loop}); wait`;
     const readers = Array.from({ length: 3 }, () => new Proc('sh', ['-c', script, lockFile, tally], { env: plainEnv }));
