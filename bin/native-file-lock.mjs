@@ -150,6 +150,8 @@ function parseLockArgs(argv) {
   if (opts.help || opts.version) return { opts, file: undefined, argv: [] };
   if (rest.length === 0) throw new UsageError('not enough arguments');
   const [file, ...after] = rest;
+  // `<file> -- <command>`: a `--` right after the file also ends the options.
+  if (after[0] === '--') after.shift();
   // flock(1) takes -c after the file: `flock <file> -c <command>`.
   if (opts.command === undefined && (after[0] === '-c' || after[0] === '--command')) {
     if (after.length !== 2) throw new UsageError(`${after[0]} requires exactly one command argument`);

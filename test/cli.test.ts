@@ -75,10 +75,13 @@ describe('the CLI runs a command under the lock', () => {
     expect(waiter.stdout).toBe('ran\n');
   });
 
-  it('ends options at --, so that a file may start with a dash', async () => {
+  it('ends options at --, before the file (which may then start with a dash) or right after it', async () => {
     const dir = tempDir();
     const out = await run(['-n', '--', '-file', '-c', 'echo ok'], { cwd: dir });
     expect(out).toMatchObject({ code: 0, stdout: 'ok\n' });
+    // A `--` right after the file ends them too, before a command with its own flags.
+    const after = await run(['-n', 'file', '--', process.execPath, '-e', 'console.log(process.argv.length)'], { cwd: dir });
+    expect(after).toMatchObject({ code: 0, stdout: '1\n' });
   });
 
   it('accepts -w in seconds, fractions and the 300ms, 5s and 2m forms when the lock is free', async () => {

@@ -1,12 +1,14 @@
 // The examples, run as a user would: real processes writing real files in a temporary folder.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-import { runNode, tempDir } from './helpers.js';
+import { inspect } from 'native-file-lock';
+
+import { plainEnv, Proc, runNode, skipWithout, tempDir, waitFor } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -102,5 +104,32 @@ describe('examples/cache-dir', () => {
 
     expect(count(output, /(\d+) computations/)).toBeGreaterThan(KEYS);
     expect(output).toContain('each key computed once: no');
+  });
+});
+
+describe('examples/npm-scripts', () => {
+  it('runs two `npm run build` started together one after the other, both succeeding', async (ctx) => {
+    skipWithout(ctx, 'posix', 'linux');
+    // A copy of the example whose node_modules/.bin has this checkout's CLI, as npm install would.
+    const dir = tempDir('nfl-npm-scripts-');
+    for (const name of ['package.json', 'build.mjs']) copyFileSync(join(root, 'examples', 'npm-scripts', name), join(dir, name));
+    mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
+    symlinkSync(join(root, 'bin', 'native-file-lock.mjs'), join(dir, 'node_modules', '.bin', 'native-file-lock'));
+    const go = join(dir, 'go');
+    const npmRun = () => new Proc('npm', ['run', 'build', '--silent'], { cwd: dir, env: { ...plainEnv, BUILD_WAIT_FOR: go } });
+    const log = () => (existsSync(join(dir, 'build.log')) ? readFileSync(join(dir, 'build.log'), 'utf8') : '');
+
+    const first = npmRun();
+    await waitFor(() => log().startsWith('start '), 'the first build to start', 60_000);
+    const second = npmRun();
+    // The second build waits on dist.lock while the first one builds.
+    await waitFor(() => (inspect(join(dir, 'dist')).waiting ?? 0) >= 1, 'the second build to wait for the lock', 60_000);
+    writeFileSync(go, '');
+    await first.succeeded();
+    await second.succeeded();
+    const lines = log().trim().split('\n');
+    expect(lines.map((l) => l.split(' ')[0])).toEqual(['start', 'end', 'start', 'end']);
+    expect(lines[0]!.split(' ')[1]).toBe(lines[1]!.split(' ')[1]);
+    expect(lines[2]!.split(' ')[1]).toBe(lines[3]!.split(' ')[1]);
   });
 });
