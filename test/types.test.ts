@@ -4,9 +4,15 @@ import {
   FileLockError,
   LockTimeoutError,
   lock,
+  lockAll,
   tryLock,
+  tryLockAll,
   withFileLock,
+  withFileLocks,
   type FileLock,
+  type FileLocks,
+  type LockAllOptions,
+  type LockEntry,
   type LockOptions,
   type LockPath,
 } from 'native-file-lock';
@@ -58,12 +64,27 @@ describe('the published types', () => {
     expect(error.waited).toBe(12);
   });
 
+  it('several locks: withFileLocks resolves to fn\'s value, lockAll and tryLockAll to FileLocks, entries and options typed', () => {
+    expectTypeOf(() => withFileLocks(['a', 'b'], async () => 42)).returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf(lockAll).returns.toEqualTypeOf<Promise<FileLocks>>();
+    expectTypeOf(tryLockAll).returns.toEqualTypeOf<Promise<FileLocks | undefined>>();
+    expectTypeOf<keyof FileLocks>().toEqualTypeOf<'locks' | 'released' | 'release' | typeof Symbol.asyncDispose | typeof Symbol.dispose>();
+    expectTypeOf<FileLocks['locks']>().toEqualTypeOf<readonly FileLock[]>();
+    expectTypeOf<FileLocks>().toMatchTypeOf<AsyncDisposable & Disposable>();
+    expectTypeOf<LockEntry>().toEqualTypeOf<{ path: LockPath; lockfilePath?: LockPath; shared?: boolean }>();
+    expectTypeOf<LockAllOptions>().toEqualTypeOf<Omit<LockOptions, 'lockfilePath'>>();
+    expectTypeOf(lockAll).parameter(0).toEqualTypeOf<Iterable<LockPath | LockEntry>>();
+  });
+
   it('the CommonJS entry point declares the same API as the ES module one', () => {
     // `require('native-file-lock')` resolves to dist/cjs/index.d.ts through the "require" condition.
     type Cjs = typeof import('native-file-lock', { with: { 'resolution-mode': 'require' } });
     expectTypeOf<Cjs['withFileLock']>().toEqualTypeOf(withFileLock);
     expectTypeOf<Cjs['lock']>().toEqualTypeOf(lock);
     expectTypeOf<Cjs['tryLock']>().toEqualTypeOf(tryLock);
+    expectTypeOf<Cjs['withFileLocks']>().toEqualTypeOf(withFileLocks);
+    expectTypeOf<Cjs['lockAll']>().toEqualTypeOf(lockAll);
+    expectTypeOf<Cjs['tryLockAll']>().toEqualTypeOf(tryLockAll);
     expectTypeOf<InstanceType<Cjs['FileLockError']>>().toEqualTypeOf<FileLockError>();
     expectTypeOf<InstanceType<Cjs['LockTimeoutError']>>().toEqualTypeOf<LockTimeoutError>();
   });
