@@ -15,6 +15,7 @@ import {
   type LockEntry,
   type LockOptions,
   type LockPath,
+  type WaitInfo,
 } from 'native-file-lock';
 
 // These assertions are checked by `tsc -p tsconfig.json` (run by `npm test`
@@ -46,8 +47,17 @@ describe('the published types', () => {
     expectTypeOf(assignReleased).toBeFunction();
   });
 
-  it('options accept exactly timeout, signal, lockfilePath, shared and removeLockFile', () => {
-    expectTypeOf<LockOptions>().toEqualTypeOf<{ timeout?: number; signal?: AbortSignal; lockfilePath?: LockPath; shared?: boolean; removeLockFile?: boolean }>();
+  it('options accept exactly timeout, signal, lockfilePath, shared, removeLockFile, onWait, onWaitAfterMs and warnAfterMs', () => {
+    expectTypeOf<LockOptions>().toEqualTypeOf<{
+      timeout?: number;
+      signal?: AbortSignal;
+      lockfilePath?: LockPath;
+      shared?: boolean;
+      removeLockFile?: boolean;
+      onWait?: (info: WaitInfo) => unknown;
+      onWaitAfterMs?: number;
+      warnAfterMs?: number;
+    }>();
     expectTypeOf<FileLock['shared']>().toEqualTypeOf<boolean>();
     expectTypeOf<LockPath>().toEqualTypeOf<string | URL | Buffer>();
   });
