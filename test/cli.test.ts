@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-import { tryLock } from 'native-file-lock';
+import { inspect, tryLock } from 'native-file-lock';
 
 import { plainEnv, Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
 import { flockProbe, runFlock } from './peers.js';
@@ -229,6 +229,25 @@ describe('the CLI forwards signals', () => {
       expect(await isFree(file)).toBe(true);
     });
   }
+});
+
+describe('the CLI while it waits', () => {
+  requires('posix');
+
+  it('ends at SIGTERM while still waiting for the lock, and never runs the command', async () => {
+    const file = resourceIn(tempDir());
+    const held = (await tryLock(file))!;
+    try {
+      const waiter = cli([file, '-c', 'echo ran']);
+      await waitFor(() => (inspect(file).waiting ?? 1) >= 1, 'the CLI to wait');
+      waiter.kill('SIGTERM');
+      const exit = await waiter.exited;
+      expect(exit.signal ?? exit.code).toBe(exit.signal ? 'SIGTERM' : 143);
+      expect(waiter.stdout).toBe('');
+    } finally {
+      await held.release();
+    }
+  });
 });
 
 describe('the CLI reports errors with flock(1)\'s exit codes', () => {
