@@ -108,7 +108,7 @@ describe('the npm package', () => {
     return join(packDir, packed.trim().split('\n').pop()!);
   }
 
-  it('installed into a fresh project with --ignore-scripts, loads the prebuilt addon and locks across processes', async () => {
+  it('installed into a fresh project with --ignore-scripts, loads the prebuilt addon, locks across processes, and its native-file-lock command runs a command under the lock', async () => {
     // When prebuilds/ lacks this platform, the addon npm run compile built
     // stands in for its prebuild, exactly as prebuildify would place it.
     const tarball = await packCopy(undefined, (stage) => addLocalBuildAsPrebuild(stage));
@@ -118,6 +118,10 @@ describe('the npm package', () => {
     const installed = join(project, 'node_modules', 'native-file-lock');
     expect(existsSync(join(installed, 'build')), 'nothing was compiled').toBe(false);
     await expectLocksAcrossProcesses(project, join(realpathSync.native(installed), 'prebuilds', tuple));
+    // The package's command, as npm linked it, runs a command under the lock.
+    const bin = join(project, 'node_modules', '.bin', onWindows ? 'native-file-lock.cmd' : 'native-file-lock');
+    const { stdout } = await run(bin, ['-n', join(project, 'resource'), process.execPath, '-e', 'console.log("ran under the lock")'], { cwd: project, shell: onWindows });
+    expect(stdout).toBe('ran under the lock\n');
   }, 120_000);
 
   it('installed with --ignore-scripts where no prebuild matches, fails to load with what happened and a command that compiles it', async (ctx) => {
