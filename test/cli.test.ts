@@ -1,6 +1,6 @@
 // The command-line tool (bin/native-file-lock.mjs) as a user runs it: real
 // processes, against util-linux flock(1) in both directions and the library.
-import { readFileSync, realpathSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -350,6 +350,25 @@ describe('native-file-lock doctor', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/file system: .+\n/);
     expect(text.stdout).toContain('locks exclude between processes here');
+  });
+
+  it('names an overlay mount, warns what overlay means for locks, and still finds that two processes exclude', async (ctx) => {
+    skipWithout(ctx, 'mount');
+    const dir = tempDir();
+    for (const sub of ['lower', 'upper', 'work', 'merged']) mkdirSync(join(dir, sub));
+    const merged = join(dir, 'merged');
+    expect(runSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work`, merged]).status).toBe(0);
+    try {
+      const out = await run(['doctor', merged, '--json']);
+      expect(out.code, out.stderr).toBe(0);
+      const report = JSON.parse(out.stdout) as { ok: boolean; fileSystem: { type: string; mountPoint: string }; warnings: string[] };
+      expect(report.fileSystem).toMatchObject({ type: 'overlay', mountPoint: merged });
+      expect(report.warnings).toHaveLength(1);
+      expect(report.warnings[0]).toMatch(/^overlay \(containers\): /);
+      expect(report.ok).toBe(true);
+    } finally {
+      runSync('umount', [merged]);
+    }
   });
 
   it('exits non-zero for a directory that does not exist', async () => {
