@@ -1,6 +1,6 @@
 // The command-line tool (bin/native-file-lock.mjs) as a user runs it: real
 // processes, against util-linux flock(1) in both directions and the library.
-import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -369,6 +369,23 @@ describe('native-file-lock doctor', () => {
     } finally {
       runSync('umount', [merged]);
     }
+  });
+
+  it('exits 1 and says so where locks do not exclude (flock(2) made to always succeed)', async (ctx) => {
+    skipWithout(ctx, 'linux', 'c compiler');
+    // A file system whose flock only pretends, modelled by a preloaded flock() that grants everything.
+    const dir = tempDir();
+    writeFileSync(join(dir, 'noflock.c'), '#include <sys/file.h>\nint flock(int fd, int op) { (void)fd; (void)op; return 0; }\n');
+    const built = runSync('cc', ['-shared', '-fPIC', '-o', join(dir, 'noflock.so'), join(dir, 'noflock.c')]);
+    expect(built.status, built.stderr).toBe(0);
+    const p = cli(['doctor', dir, '--json'], { env: { ...plainEnv, LD_PRELOAD: join(dir, 'noflock.so') } });
+    p.child.stdin!.end();
+    const exit = await p.exited;
+    expect(exit.code, p.stderr).toBe(1);
+    const report = JSON.parse(p.stdout) as { ok: boolean; exclusion: { steps: { got: string }[]; error: string } };
+    expect(report.ok).toBe(false);
+    expect(report.exclusion.steps[0]!.got).toBe('free');
+    expect(report.exclusion.error).toBe('locks do not exclude between processes here');
   });
 
   it('exits non-zero for a directory that does not exist', async () => {
