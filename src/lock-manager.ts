@@ -5,8 +5,10 @@ import { threadId } from 'node:worker_threads';
 
 import { FileLockError } from './errors.js';
 import type { FileLock } from './held-lock.js';
+import { inspect } from './holder.js';
 import { lock, tryLock } from './lock.js';
 import { validatePath, type LockPath } from './options.js';
+import type { LockState } from './proc-locks.js';
 
 // The Web Locks API (LockManager) over lock files in one directory, so that
 // the same names exclude each other across processes, not only threads.
@@ -41,7 +43,11 @@ export type LockManagerCallback<T> = (lock: LockManagerLock | null) => T;
 export interface LockManagerLockInfo {
   name?: string;
   mode?: LockManagerMode;
-  /** `node-<pid>-<threadId>` of the holder or requester (as Node's own LockManager), when it is known. */
+  /**
+   * Who holds or waits: `node-<pid>-<threadId>` for this thread (the form of
+   * Node's own LockManager), `node-<pid>` for another process or thread;
+   * absent when not known.
+   */
   clientId?: string;
 }
 
@@ -77,6 +83,12 @@ export interface FileLockManager {
  * option is a `TypeError`; a request for a name this thread holds waits (or
  * fails with `EDEADLK` when nothing left could release it) rather than
  * hanging.
+ *
+ * `query()` lists this thread's requests exactly and the other holders of
+ * the lock files in `dir` through {@link inspect}: on Linux from
+ * `/proc/locks` (with pids, and other processes' waits as `{ name }` in
+ * `pending`); on macOS and Windows by one try released at once (no pid, no
+ * waits). Hashed names are listed only for this thread.
  *
  * Names are encoded into file names that stay distinct on case-insensitive
  * file systems and are safe on Windows: `a-z`, `0-9`, `_` and `-` stay, every
@@ -165,8 +177,28 @@ class DirLockManager implements FileLockManager {
     const state = localOf(this.dir);
     // The form Node's own LockManager uses.
     const clientId = `node-${process.pid}-${threadId}`;
-    const info = (entries: Set<Entry>) => [...entries].map(({ name, mode }) => ({ name, mode, clientId }));
-    return { held: info(state.held), pending: info(state.pending) };
+    const held: LockManagerLockInfo[] = [...state.held].map(({ name, mode }) => ({ name, mode, clientId }));
+    const pending: LockManagerLockInfo[] = [...state.pending].map(({ name, mode }) => ({ name, mode, clientId }));
+    const mine = (entries: Set<Entry>, name: string) => [...entries].some((e) => e.name === name);
+    for (const [name, resource] of namesIn(this.dir)) {
+      let found: LockState;
+      try {
+        found = inspect(resource);
+      } catch {
+        continue; // Removed or unreadable since the directory was read.
+      }
+      const mode: LockManagerMode = found.shared ? 'shared' : 'exclusive';
+      for (const { pid } of found.locked ? (found.holders ?? []) : []) {
+        // This thread's own holds are listed above, with their modes.
+        if (pid === process.pid && mine(state.held, name)) continue;
+        held.push(pid === undefined ? { name, mode } : { name, mode, clientId: `node-${pid}` });
+      }
+      // Linux counts the processes blocked on the lock file, without saying
+      // who or how: this thread's own wait is one of them when it has begun.
+      const others = (found.waiting ?? 0) - (mine(state.pending, name) ? 1 : 0);
+      for (let i = 0; i < others; i++) pending.push({ name });
+    }
+    return { held, pending };
   }
 }
 
@@ -269,10 +301,16 @@ function isWellFormed(text: string): boolean {
   return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text);
 }
 
-/** Lock names of the lock files in dir that fileNameFor made. */
-export function namesIn(dir: string): Map<string, string> {
+/** Lock names of the lock files in dir that fileNameFor made, with their resource paths. */
+function namesIn(dir: string): Map<string, string> {
   const names = new Map<string, string>();
-  for (const file of readdirSync(dir)) {
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return names; // Removed since: no lock files.
+  }
+  for (const file of files) {
     if (!file.endsWith('.lock')) continue;
     const name = nameForFile(file.slice(0, -'.lock'.length));
     if (name !== undefined) names.set(name, join(dir, file.slice(0, -'.lock'.length)));

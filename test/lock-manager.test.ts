@@ -6,7 +6,7 @@ import { beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 
 import { createLockManager, FileLockError, type FileLockManager, type LockManagerLock, type LockManagerRequestOptions } from 'native-file-lock';
 
-import { fixture, rejection, runNode, sleep, tempDir, waitFor } from './helpers.js';
+import { fixture, rejection, runNode, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
 
 // Node's own LockManager (Node >= 24.5): one process only, the reference for the shapes and outcomes.
 const nodeLocks = (workerThreads as { locks?: FileLockManager }).locks;
@@ -257,6 +257,94 @@ describe('createLockManager across processes', () => {
     await holder.succeeded();
   });
 });
+
+describe.each([
+  ['from /proc/locks', false],
+  ['by one try, as on macOS and Windows', true],
+])('createLockManager query() across processes, %s', (_how, tryOnce) => {
+  beforeEach((ctx) => {
+    if (!tryOnce) skipWithout(ctx, 'linux');
+    const saved = process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS;
+    if (tryOnce) process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS = '1';
+    return () => {
+      if (saved === undefined) delete process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS;
+      else process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS = saved;
+    };
+  });
+
+  it("lists another process's held lock by its name and mode, and its pid where the platform tells", async () => {
+    const dir = tempDir();
+    const locks = createLockManager(dir);
+    const holder = runNode(fixture('lock-manager.mjs'), ['hold', dir, 'Report ✓', 'exclusive']);
+    await holder.waitForOutput('held');
+    const { held, pending } = await locks.query();
+    const expected = tryOnce ? { name: 'Report ✓', mode: 'exclusive' } : { name: 'Report ✓', mode: 'exclusive', clientId: `node-${holder.pid}` };
+    expect(held).toEqual([expected]);
+    expect(pending).toEqual([]);
+    holder.child.stdin!.write('release\n');
+    await holder.succeeded();
+    expect(await locks.query()).toEqual({ held: [], pending: [] });
+  });
+
+  it('lists a shared lock this process holds once, and the other process sharing it where the platform tells', async () => {
+    const dir = tempDir();
+    const locks = createLockManager(dir);
+    const holder = runNode(fixture('lock-manager.mjs'), ['hold', dir, 'config', 'shared']);
+    await holder.waitForOutput('held');
+    const snapshot = await locks.request('config', { mode: 'shared' }, () => locks.query());
+    const byClient = (snapshot.held ?? []).map((i) => `${i.name} ${i.mode} ${i.clientId}`).sort();
+    const mine = `config shared node-${process.pid}-${workerThreads.threadId}`;
+    // One try finds only this thread's own hold: it cannot tell who else shares it.
+    expect(byClient).toEqual(tryOnce ? [mine] : [`config shared node-${holder.pid}`, mine].sort());
+    holder.child.stdin!.write('release\n');
+    await holder.succeeded();
+  });
+
+  it('lists only lock files it named, and tells names back however they were encoded', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'foreign.txt'), '');
+    writeFileSync(join(dir, 'Upper.lock'), '');
+    const locks = createLockManager(dir);
+    const names = ['A b', '', 'con', 'é/ü', 'x'.repeat(10)];
+    const seen = await nest(locks, names, async () => (await locks.query()).held!.map((i) => i.name));
+    expect(seen.sort()).toEqual([...names].sort());
+  });
+});
+
+describe('createLockManager query() from /proc/locks', () => {
+  it('lists a request of another process waiting for the lock as pending', async (ctx) => {
+    // Only /proc/locks shows the processes blocked on a lock file.
+    skipWithout(ctx, 'linux');
+    const dir = tempDir();
+    const locks = createLockManager(dir);
+    const release = gate();
+    const holding = gate();
+    const holder = locks.request('job', async () => {
+      holding.open();
+      await release.opened;
+    });
+    await holding.opened;
+    const waiter = runNode(fixture('lock-manager.mjs'), ['hold', dir, 'job', 'exclusive']);
+    const snapshot = (await waitFor(async () => {
+      const s = await locks.query();
+      return s.pending!.length > 0 ? s : undefined;
+    }, 'the other process to wait for the lock'))!;
+    expect(snapshot.pending).toEqual([{ name: 'job' }]);
+    expect(snapshot.held).toEqual([{ name: 'job', mode: 'exclusive', clientId: `node-${process.pid}-${workerThreads.threadId}` }]);
+    release.open();
+    await holder;
+    await waiter.waitForOutput('held');
+    waiter.child.stdin!.write('release\n');
+    await waiter.succeeded();
+  });
+
+});
+
+/** Holds every name (nested requests), then runs fn. */
+async function nest<T>(locks: FileLockManager, names: string[], fn: () => Promise<T>): Promise<T> {
+  if (names.length === 0) return fn();
+  return locks.request(names[0]!, () => nest(locks, names.slice(1), fn));
+}
 
 describe('createLockManager', () => {
   it('creates the directory when it is missing', async () => {
