@@ -3,7 +3,7 @@
 // accounting, real child processes, and the agent (a second process that locks
 // on command). Peers that are other programs (flock(1), Python) are in peers.ts.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -233,6 +233,66 @@ export function lockFds(): string[] {
 /** Waits until the idle sweep has closed every cached lock-file descriptor of this process. */
 export async function waitForLockFdsClosed(timeout = 6_000): Promise<void> {
   await waitFor(() => lockFds().length === 0, `lock-file descriptors to be closed (open: ${lockFds().join(', ')})`, timeout, 50);
+}
+
+/**
+ * How many lock requests on the file at lockPath are blocked right now, in
+ * any process: /proc/locks lists each as '->' with the file's inode (flock
+ * waits and queue-ticket waits alike). Linux only.
+ */
+export function blockedOn(lockPath: string): number {
+  const inode = statSync(lockPath).ino;
+  return readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('->') && line.includes(`:${inode} `)).length;
+}
+
+// --- worker threads ----------------------------------------------------------
+
+export interface ThreadMessage {
+  type: string;
+  error?: { name?: string; code?: string; message: string };
+  [key: string]: unknown;
+}
+
+/** A worker_thread whose { type } messages are collected; terminated when the test ends. */
+export class Thread {
+  readonly worker: Worker;
+  readonly messages: ThreadMessage[] = [];
+  readonly exited: Promise<number>;
+
+  constructor(script: string, workerData: unknown) {
+    this.worker = new Worker(script, { workerData });
+    this.worker.on('message', (message: ThreadMessage) => this.messages.push(message));
+    this.exited = new Promise<number>((resolve, reject) => {
+      this.worker.once('error', reject);
+      this.worker.once('exit', resolve);
+    });
+    this.exited.catch(() => {});
+    afterThisTest(() => this.worker.terminate());
+  }
+
+  /** Waits for a message of that type; fails early on an 'error' message or an exit. */
+  async next(type: string, timeout = 15_000): Promise<ThreadMessage> {
+    let exited = false;
+    void this.exited.then(
+      () => (exited = true),
+      () => (exited = true),
+    );
+    return waitFor(
+      () => {
+        const found = this.messages.find((m) => m.type === type);
+        if (found) return found;
+        const error = this.messages.find((m) => m.type === 'error');
+        if (error) throw new Error(`thread failed while waiting for '${type}': ${JSON.stringify(error.error)}`);
+        if (exited) throw new Error(`thread exited before '${type}'; messages: ${JSON.stringify(this.messages)}`);
+        return undefined;
+      },
+      `'${type}' from a worker thread`,
+      timeout,
+      5,
+    );
+  }
 }
 
 // --- child processes ---------------------------------------------------------
