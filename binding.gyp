@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "native_file_lock",
-      "sources": ["native/binding.cc", "native/registry.cc", "native/wait_pool.cc"],
+      "sources": ["native/binding.cc", "native/registry.cc", "native/wait_pool.cc", "native/sync_wait.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra"],

@@ -21,6 +21,7 @@
 
 #include "lock.h"
 #include "registry.h"
+#include "sync_wait.h"
 #include "wait_pool.h"
 
 namespace {
@@ -266,6 +267,35 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+napi_value Noop(napi_env, napi_callback_info) { return nullptr; }
+
+// Whether JavaScript may still run in env: false once Node stops it (a
+// worker terminated, the process exiting), which a thread blocked in
+// native code would otherwise never notice and so never let the stop
+// finish. Node-API refuses calls into JavaScript from then on.
+bool CanRunJs(void* context) {
+  napi_env env = static_cast<napi_env>(context);
+  napi_value fn = nullptr;
+  napi_value recv = nullptr;
+  napi_value ignored = nullptr;
+  if (napi_create_function(env, "", 0, Noop, nullptr, &fn) != napi_ok || napi_get_undefined(env, &recv) != napi_ok) {
+    return false;
+  }
+  return napi_call_function(env, recv, fn, 0, nullptr, &ignored) == napi_ok;
+}
+
+// waitSync(slot, timeoutMs): blocks this thread until the claim and the
+// file lock are taken (ACQUIRED), timeoutMs passed (BUSY; Infinity: never)
+// or it failed; see wait_sync. A thread being stopped gives up (ECANCELED).
+Napi::Value WaitSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = State(env).get();
+  double timeout = info[1].As<Napi::Number>().DoubleValue();
+  const char* syscall = "";
+  napi_env e = env;
+  return Result(env, nfl::wait_sync(SlotArg(info[0]), state, timeout, CanRunJs, e, &syscall), syscall);
+}
+
 // closeIdle(): closes kept descriptors released over kIdleFor ago; returns
 // how many stay kept.
 Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
@@ -347,6 +377,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["release"] = Napi::Function::New(env, Release, "release");
   exports["startWait"] = Napi::Function::New(env, StartWait, "startWait");
   exports["cancelWait"] = Napi::Function::New(env, CancelWait, "cancelWait");
+  exports["waitSync"] = Napi::Function::New(env, WaitSync, "waitSync");
   exports["closeIdle"] = Napi::Function::New(env, CloseIdle, "closeIdle");
   exports["recordPath"] = Napi::Function::New(env, RecordPath, "recordPath");
   exports["samePath"] = Napi::Function::New(env, SamePath, "samePath");

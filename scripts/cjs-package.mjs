@@ -11,7 +11,7 @@ copyFileSync(new URL('../src/binding.cjs', import.meta.url), new URL('cjs/bindin
 
 // What src/index.ts exports at run time (its type-only exports need no value);
 // test/api.test.ts checks that both entry points list the same names.
-const names = ['lock', 'tryLock', 'withFileLock', 'lockAll', 'tryLockAll', 'withFileLocks', 'FileLockError', 'LockTimeoutError', 'inspect', 'isLocked', 'createLockManager'];
+const names = ['lock', 'tryLock', 'withFileLock', 'lockAll', 'tryLockAll', 'withFileLocks', 'FileLockError', 'LockTimeoutError', 'inspect', 'isLocked', 'createLockManager', 'lockSync', 'tryLockSync', 'withFileLockSync'];
 
 // JavaScript left in dist/esm by an earlier build that compiled it.
 for (const name of readdirSync(new URL('esm/', dist))) {

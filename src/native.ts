@@ -66,6 +66,13 @@ export interface Native {
    * and whatever the thread still gets it gives back.
    */
   cancelWait(id: number): void;
+  /**
+   * Waits like startWait, but blocks this thread until the wait ends: ACQUIRED,
+   * BUSY once timeoutMs (Infinity: never) has passed with nothing held, or a
+   * failure ('wait' ECANCELED when Node stops this thread meanwhile). Uses no
+   * CPU while blocked.
+   */
+  waitSync(slot: Slot, timeoutMs: number): Result;
   /** Closes the kept descriptors the addon finds idle (native/registry.h: Registry::close_idle); returns how many stay kept. */
   closeIdle(): number;
   /** Records the identity of what ref's path names now (symlinks followed). */

@@ -279,7 +279,7 @@ export class Thread {
       () => (exited = true),
       () => (exited = true),
     );
-    return waitFor(
+    return waitFor<ThreadMessage | undefined>(
       () => {
         const found = this.messages.find((m) => m.type === type);
         if (found) return found;
@@ -291,7 +291,7 @@ export class Thread {
       `'${type}' from a worker thread`,
       timeout,
       5,
-    );
+    ) as Promise<ThreadMessage>;
   }
 }
 

@@ -544,7 +544,7 @@ describe('a thread blocked in lockSync', () => {
       import { lock } from 'native-file-lock';
       const path = ${JSON.stringify(path)};
       await lock(path);
-      const worker = new Worker(${JSON.stringify(fixture('sync-thread.mjs'))}, { workerData: { op: 'lock-sync', path } });
+      const worker = new Worker(${JSON.stringify(fixture('sync-thread.mjs'))}, { workerData: { op: 'lock-sync', path }, execArgv: [] });
       worker.on('message', (m) => {
         if (m.type !== 'waiting') return;
         console.log('waiting');

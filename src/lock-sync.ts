@@ -1,0 +1,225 @@
+import { inspect } from 'node:util';
+
+import { FileLockError, LockTimeoutError } from './errors.js';
+import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld } from './held-lock.js';
+import { context, lineFor, type Line } from './line.js';
+import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
+import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
+import { lockPathFor } from './paths.js';
+
+/**
+ * Options of the synchronous calls: those of {@link LockOptions} but
+ * `signal`, which nothing could deliver while the thread is blocked.
+ */
+export type SyncLockOptions = Omit<LockOptions, 'signal'>;
+
+/** A held lock taken with lockSync or tryLockSync. Release it once; further calls do nothing. */
+export interface SyncFileLock {
+  /** The lock file. */
+  readonly path: string;
+  /** The path the lock protects, as the caller gave it (a URL or Buffer as its path string). */
+  readonly resource: string;
+  /** True once release() (or a dispose) has run; read-only. */
+  readonly released: boolean;
+  /**
+   * Unlocks (`flock(fd, LOCK_UN)`, `UnlockFileEx` on Windows) and returns;
+   * throws a {@link FileLockError} naming the lock file if that fails (the
+   * lock is dropped anyway: the descriptor is closed).
+   */
+  release(): void;
+  [Symbol.dispose](): void;
+}
+
+/**
+ * Runs `fn` while holding the exclusive lock for `path`, and releases it
+ * however `fn` ends; returns `fn`'s value or throws `fn`'s error unchanged.
+ * The same lock as {@link withFileLock}'s, taken the same way; while it is
+ * busy the thread blocks in the addon without using CPU (the event loop does
+ * not run), within `options.timeout`.
+ *
+ * A call for the same path inside `fn`, synchronous or not, runs at once,
+ * sharing this hold; so does this call inside a `withFileLock` callback for
+ * the same path. Anywhere else in a thread that holds the lock, or that has
+ * an async caller waiting for it, it throws `EDEADLK` at once: the blocked
+ * thread could never let that caller go on.
+ *
+ * **Platform-specific behavior** (may change): as {@link withFileLock}'s;
+ * the wait blocks one of the addon's wait threads in `flock(LOCK_EX)` (on
+ * Linux behind a queue ticket), or polls `LockFileEx` every 1 ms on Windows,
+ * and the calling thread sleeps on a condition variable until it ends.
+ *
+ * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
+ * @param fn - Synchronous work to run under the lock.
+ * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`.
+ * @returns `fn`'s value.
+ * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
+ * @throws {FileLockError} `EDEADLK`: this thread holds the lock (not in an enclosing callback) or an async caller of
+ *   this thread waits for it. Other codes as {@link withFileLock}'s.
+ * @throws {TypeError} `ERR_INVALID_RETURN_VALUE`: `fn` returned a promise (the lock was released when `fn` returned;
+ *   use `withFileLock` for async work). `ERR_INVALID_ARG_VALUE`: `options.signal` was given. A bad `path`, `fn` or option.
+ * @example
+ * ```ts
+ * const config = withFileLockSync('config.json', () => JSON.parse(readFileSync('config.json', 'utf8')), { timeout: 5000 });
+ * ```
+ */
+export function withFileLockSync<T>(path: LockPath, fn: () => T, options?: SyncLockOptions): T {
+  if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`);
+  const held = holdSync(path, options, true)!;
+  let result: T;
+  try {
+    result = context.run(held, fn);
+  } catch (error) {
+    releaseHeldQuietly(held);
+    throw error;
+  }
+  releaseHeld(held);
+  if (isThenable(result)) {
+    throw Object.assign(
+      new TypeError(
+        `withFileLockSync: fn returned a promise, and the lock on '${held.path}' was released when fn returned, ` +
+          'before the promise settled; use withFileLock for async work',
+      ),
+      { code: 'ERR_INVALID_RETURN_VALUE' },
+    );
+  }
+  return result;
+}
+
+/**
+ * Waits for the exclusive lock for `path`, blocking this thread, and returns
+ * it held; `release()` is synchronous. Prefer {@link withFileLockSync},
+ * which cannot forget to release. Waits, `EDEADLK` and platform behaviour as
+ * {@link withFileLockSync}'s.
+ *
+ * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
+ * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`.
+ * @returns The held lock, a {@link SyncFileLock}.
+ * @throws As {@link withFileLockSync}.
+ * @example
+ * ```ts
+ * using held = lockSync('data.db', { timeout: 5000 });
+ * // held.release() runs at the end of the block
+ * ```
+ */
+export function lockSync(path: LockPath, options?: SyncLockOptions): SyncFileLock {
+  return new SyncHeldLock(holdSync(path, options, true)!);
+}
+
+/**
+ * Takes the exclusive lock for `path` if it is free right now, or returns
+ * `undefined`; never waits (`options.timeout` is ignored), so it never
+ * deadlocks: a lock this thread holds or waits for is busy, as for
+ * {@link tryLock}. Inside a callback holding the same path it returns a
+ * reentrant held lock.
+ *
+ * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
+ * @param options - {@link SyncLockOptions}: `lockfilePath`.
+ * @returns The held lock, a {@link SyncFileLock}, or `undefined` when the lock is busy.
+ * @throws As {@link tryLock}, and a `TypeError` (`ERR_INVALID_ARG_VALUE`) for `options.signal`.
+ */
+export function tryLockSync(path: LockPath, options?: SyncLockOptions): SyncFileLock | undefined {
+  const held = holdSync(path, options, false);
+  return held === undefined ? undefined : new SyncHeldLock(held);
+}
+
+class SyncHeldLock implements SyncFileLock {
+  readonly #held: HeldLock;
+
+  constructor(held: HeldLock) {
+    this.#held = held;
+  }
+
+  get path(): string {
+    return this.#held.path;
+  }
+
+  get resource(): string {
+    return this.#held.resource;
+  }
+
+  get released(): boolean {
+    return this.#held.released;
+  }
+
+  release(): void {
+    releaseHeld(this.#held);
+  }
+
+  [Symbol.dispose](): void {
+    releaseHeld(this.#held);
+  }
+
+  toJSON(): { path: string; resource: string; released: boolean } {
+    return { path: this.path, resource: this.resource, released: this.released };
+  }
+
+  [inspect.custom](_depth: number, options: object): string {
+    return `SyncFileLock ${inspect(this.toJSON(), options)}`;
+  }
+}
+
+/**
+ * hold() for a thread that may not return to its event loop: the same line,
+ * slot and file lock, but a busy lock is waited for by blocking this thread.
+ */
+function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLock | undefined {
+  const resource = validatePath(pathArg, 'path');
+  const options = validateSyncOptions(optionsArg);
+  const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
+
+  const store = context.getStore();
+  const reentrant = reentrantHeld(store, key, resource);
+  if (reentrant !== undefined) return reentrant;
+
+  const line = lineFor(lockPath, key);
+  if (!line.tryEnter()) {
+    if (!willWait) return undefined;
+    throw deadlockError(line, resource);
+  }
+  let result: Result;
+  try {
+    result = native.acquire(line.slot, willWait);
+    if (result === BUSY && willWait) result = waitSync(line, options, resource);
+  } catch (error) {
+    line.leave();
+    throw error;
+  }
+  if (result === ACQUIRED) return new HeldLock(line, resource, store);
+  line.leave();
+  if (result === BUSY) return undefined;
+  throw failureError(result, lockPath, resource);
+}
+
+/** Blocks this thread until the file lock is taken, or throws a timeout error holding nothing. */
+function waitSync(line: Line, options: ValidOptions, resource: string): Result {
+  const started = performance.now();
+  if (options.timeout === 0) throw new LockTimeoutError(line.lockPath, resource, 0);
+  const result = native.waitSync(line.slot, options.timeout);
+  if (result === BUSY) throw new LockTimeoutError(line.lockPath, resource, performance.now() - started);
+  return result;
+}
+
+function validateSyncOptions(options: unknown): ValidOptions {
+  if (options !== null && typeof options === 'object' && (options as LockOptions).signal !== undefined) {
+    throw Object.assign(
+      new TypeError(
+        'options.signal is not supported by the synchronous calls: the thread is blocked while it waits, ' +
+          'so there is no event loop to deliver an abort; use options.timeout, or lock() with a signal',
+      ),
+      { code: 'ERR_INVALID_ARG_VALUE' },
+    );
+  }
+  return validateOptions(options);
+}
+
+function deadlockError(line: Line, resource: string): FileLockError {
+  return new FileLockError(
+    `EDEADLK: a synchronous wait for the lock on '${line.lockPath}' could never end: this thread holds that lock ` +
+      '(outside the callback holding it) or has an async caller waiting for it, and a blocked thread can let neither go on',
+    { code: 'EDEADLK', path: line.lockPath, resource },
+  );
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+}
