@@ -284,16 +284,23 @@ bool CanRunJs(void* context) {
   return napi_call_function(env, recv, fn, 0, nullptr, &ignored) == napi_ok;
 }
 
-// waitSync(slot, timeoutMs): blocks this thread until the claim and the
-// file lock are taken (ACQUIRED), timeoutMs passed (BUSY; Infinity: never)
-// or it failed; see wait_sync. A thread being stopped gives up (ECANCELED).
+// waitSync(slot, shared, timeoutMs): blocks this thread until the file
+// lock is taken (ACQUIRED), timeoutMs passed (BUSY; Infinity: never) or it
+// failed; see wait_sync. A thread being stopped gives up (ECANCELED).
 Napi::Value WaitSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EnvState* state = State(env).get();
-  double timeout = info[1].As<Napi::Number>().DoubleValue();
+  std::shared_ptr<Slot>& slot = SlotArg(info[0]);
+  bool shared = info[1].ToBoolean().Value();
+  double timeout = info[2].As<Napi::Number>().DoubleValue();
+  EnvState& state = *State(env);
   const char* syscall = "";
-  napi_env e = env;
-  return Result(env, nfl::wait_sync(SlotArg(info[0]), state, timeout, CanRunJs, e, &syscall), syscall);
+  int r = nfl::wait_sync(slot, !shared, timeout, CanRunJs, static_cast<napi_env>(env), &syscall);
+  // This environment's now, as in Report.
+  if (r == nfl::kAcquired) {
+    if (shared) CountShared(state, slot, 1);
+    else slot->owner.store(&state);
+  }
+  return Result(env, r, syscall);
 }
 
 // closeIdle(): closes kept descriptors released over kIdleFor ago; returns

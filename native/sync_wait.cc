@@ -15,19 +15,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One synchronous wait. The claim is taken in this wait's name until the
+// One synchronous wait. What it gets is held in this wait's name until the
 // blocked thread takes the result; if it gave up first, finish() gives
 // back whatever the wait got.
 class SyncWait : public WaitJob, public std::enable_shared_from_this<SyncWait> {
  public:
-  explicit SyncWait(std::shared_ptr<Slot> slot) : slot_(std::move(slot)) {}
+  SyncWait(std::shared_ptr<Slot> slot, bool exclusive) : slot_(std::move(slot)), exclusive_(exclusive) {
+    // As for an asynchronous wait: counted until it ends, so that meanwhile
+    // no shared holder of this process joins (writer preference).
+    if (exclusive_) Registry::instance().exclusive_wait_began(*slot_);
+  }
 
-  // Exclusive, and never steps back: this is the waiter others step back for.
-  int attempt() override { return Registry::instance().try_acquire(*slot_, this, true, false, &syscall_); }
-  int block() override { return Registry::instance().wait_acquire(*slot_, this, true, cancelled_, &syscall_); }
+  // An exclusive attempt never steps back: this is the waiter others step back for.
+  int attempt() override { return Registry::instance().try_acquire(*slot_, this, exclusive_, false, &syscall_); }
+  int block() override { return Registry::instance().wait_acquire(*slot_, this, exclusive_, cancelled_, &syscall_); }
   bool cancelled() const override { return cancelled_.load(); }
 
   void finish(int r) override {
+    stop_waiting();
     std::lock_guard<std::mutex> lock(mu_);
     if (gave_up_) {
       if (r == kAcquired) Registry::instance().release(*slot_);
@@ -54,6 +59,7 @@ class SyncWait : public WaitJob, public std::enable_shared_from_this<SyncWait> {
       gave_up_ = true;
     }
     cancelled_.store(true);
+    stop_waiting();
     Registry::instance().wake_waiters(*slot_);
     cancel_wait(shared_from_this());
     return true;
@@ -62,8 +68,15 @@ class SyncWait : public WaitJob, public std::enable_shared_from_this<SyncWait> {
   int result() const { return result_; }
   const char* syscall() const { return syscall_; }
 
+  // Ends this wait's count among the slot's exclusive waiters, once.
+  void stop_waiting() {
+    if (exclusive_ && counted_.exchange(false)) Registry::instance().exclusive_wait_ended(*slot_);
+  }
+
  private:
   const std::shared_ptr<Slot> slot_;
+  const bool exclusive_;
+  std::atomic<bool> counted_{true};
   std::atomic<bool> cancelled_{false};
   // Written by the pool thread before done_.
   const char* syscall_ = "";
@@ -76,11 +89,12 @@ class SyncWait : public WaitJob, public std::enable_shared_from_this<SyncWait> {
 
 }  // namespace
 
-int wait_sync(const std::shared_ptr<Slot>& slot, const void* owner, double timeout_ms, StillWanted still_wanted,
+int wait_sync(const std::shared_ptr<Slot>& slot, bool exclusive, double timeout_ms, StillWanted still_wanted,
               void* context, const char** syscall) {
-  auto job = std::make_shared<SyncWait>(slot);
+  auto job = std::make_shared<SyncWait>(slot, exclusive);
   int r = start_wait(job);
   if (r != 0) {
+    job->stop_waiting();
     *syscall = kThreadSyscall;
     return r;
   }
@@ -100,7 +114,6 @@ int wait_sync(const std::shared_ptr<Slot>& slot, const void* owner, double timeo
       return UV_ECANCELED;
     }
   }
-  if (job->result() == kAcquired) slot->owner.store(owner);
   *syscall = job->syscall();
   return job->result();
 }

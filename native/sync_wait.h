@@ -20,13 +20,14 @@ namespace nfl {
 using StillWanted = bool (*)(void* context);
 constexpr auto kStillWantedEvery = std::chrono::milliseconds(100);
 
-// Waits for slot's claim and file lock until acquired, failed, timeout_ms
-// passed (negative: never) or still_wanted answered false. Returns
-// kAcquired (the claim is then owner's), kBusy when the time ran out or
+// Waits for slot's file lock (exclusive, or shared) until acquired, failed,
+// timeout_ms passed (negative or Infinity: never) or still_wanted answered
+// false. Returns kAcquired (held in the wait's name: the caller makes the
+// hold its own at once, as a delivered asynchronous wait does), kBusy when the time ran out or
 // UV_ECANCELED (syscall "wait") when no longer wanted (nothing is held
 // then: what the wait still gets is given back), or a negative error with
 // *syscall naming the failed call. Uses no CPU while it waits.
-int wait_sync(const std::shared_ptr<Slot>& slot, const void* owner, double timeout_ms, StillWanted still_wanted,
+int wait_sync(const std::shared_ptr<Slot>& slot, bool exclusive, double timeout_ms, StillWanted still_wanted,
               void* context, const char** syscall);
 
 }  // namespace nfl

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 
 import { FileLockError, LockTimeoutError } from './errors.js';
-import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld } from './held-lock.js';
+import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
@@ -13,44 +13,44 @@ import { lockPathFor } from './paths.js';
  */
 export type SyncLockOptions = Omit<LockOptions, 'signal'>;
 
-/** A held lock taken with lockSync or tryLockSync. Release it once; further calls do nothing. */
-export interface SyncFileLock {
-  /** The lock file. */
-  readonly path: string;
-  /** The path the lock protects, as the caller gave it (a URL or Buffer as its path string). */
-  readonly resource: string;
-  /** True once release() (or a dispose) has run; read-only. */
-  readonly released: boolean;
+/**
+ * A held lock taken with lockSync or tryLockSync: a {@link FileLock} whose
+ * release is synchronous. Release it once; further calls do nothing.
+ */
+export interface SyncFileLock extends Omit<FileLock, 'release' | typeof Symbol.asyncDispose> {
   /**
    * Unlocks (`flock(fd, LOCK_UN)`, `UnlockFileEx` on Windows) and returns;
-   * throws a {@link FileLockError} naming the lock file if that fails (the
-   * lock is dropped anyway: the descriptor is closed).
+   * hands the lock to the next caller of this thread as `FileLock.release()` does.
+   *
+   * @throws {FileLockError} When the unlock call fails; the descriptor is closed, which drops the lock anyway.
    */
   release(): void;
-  [Symbol.dispose](): void;
 }
 
 /**
- * Runs `fn` while holding the exclusive lock for `path`, and releases it
- * however `fn` ends; returns `fn`'s value or throws `fn`'s error unchanged.
- * The same lock as {@link withFileLock}'s, taken the same way; while it is
- * busy the thread blocks in the addon without using CPU (the event loop does
- * not run), within `options.timeout`.
+ * Runs `fn` while holding the lock for `path` (exclusive, or shared with
+ * `options.shared`), and releases it however `fn` ends; returns `fn`'s value
+ * or throws `fn`'s error unchanged. The same lock as {@link withFileLock}'s,
+ * taken the same way and in the same fair order among the waiters of every
+ * thread and process; while it is busy this thread blocks without using CPU
+ * (its event loop does not run), within `options.timeout`.
  *
  * A call for the same path inside `fn`, synchronous or not, runs at once,
  * sharing this hold; so does this call inside a `withFileLock` callback for
  * the same path. Anywhere else in a thread that holds the lock, or that has
- * an async caller waiting for it, it throws `EDEADLK` at once: the blocked
- * thread could never let that caller go on.
+ * an async caller waiting for it ahead, a call that would wait throws
+ * `EDEADLK` at once: the blocked thread could never let that caller go on.
  *
- * **Platform-specific behavior** (may change): as {@link withFileLock}'s;
- * the wait blocks one of the addon's wait threads in `flock(LOCK_EX)` (on
- * Linux behind a queue ticket), or polls `LockFileEx` every 1 ms on Windows,
- * and the calling thread sleeps on a condition variable until it ends.
+ * **Platform-specific behavior** (may change): as {@link withFileLock}'s.
+ * The wait is one of the addon's waits, blocked in `flock(2)` on a wait
+ * thread (on Linux behind a queue ticket) or polling `LockFileEx` every
+ * 1 ms on Windows; this thread sleeps on a condition variable until it
+ * ends, waking every 100 ms only to notice that Node is stopping it (a
+ * worker terminated, the process exiting): then it gives up holding nothing.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
  * @param fn - Synchronous work to run under the lock.
- * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`.
+ * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`, `shared`.
  * @returns `fn`'s value.
  * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
  * @throws {FileLockError} `EDEADLK`: this thread holds the lock (not in an enclosing callback) or an async caller of
@@ -86,13 +86,13 @@ export function withFileLockSync<T>(path: LockPath, fn: () => T, options?: SyncL
 }
 
 /**
- * Waits for the exclusive lock for `path`, blocking this thread, and returns
- * it held; `release()` is synchronous. Prefer {@link withFileLockSync},
+ * Waits for the lock for `path` (exclusive, or shared with `options.shared`),
+ * blocking this thread, and returns it held; `release()` is synchronous. Prefer {@link withFileLockSync},
  * which cannot forget to release. Waits, `EDEADLK` and platform behaviour as
  * {@link withFileLockSync}'s.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`.
+ * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`, `shared`.
  * @returns The held lock, a {@link SyncFileLock}.
  * @throws As {@link withFileLockSync}.
  * @example
@@ -106,14 +106,14 @@ export function lockSync(path: LockPath, options?: SyncLockOptions): SyncFileLoc
 }
 
 /**
- * Takes the exclusive lock for `path` if it is free right now, or returns
- * `undefined`; never waits (`options.timeout` is ignored), so it never
- * deadlocks: a lock this thread holds or waits for is busy, as for
- * {@link tryLock}. Inside a callback holding the same path it returns a
- * reentrant held lock.
+ * Takes the lock for `path` (exclusive, or shared with `options.shared`) if
+ * it is free right now, or returns `undefined`; never waits
+ * (`options.timeout` is ignored), so it never deadlocks: a lock this thread
+ * holds in a conflicting mode, or waits for, is busy, as for {@link tryLock}.
+ * Inside a callback holding the same path it returns a reentrant held lock.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link SyncLockOptions}: `lockfilePath`.
+ * @param options - {@link SyncLockOptions}: `lockfilePath`, `shared`.
  * @returns The held lock, a {@link SyncFileLock}, or `undefined` when the lock is busy.
  * @throws As {@link tryLock}, and a `TypeError` (`ERR_INVALID_ARG_VALUE`) for `options.signal`.
  */
@@ -137,6 +137,10 @@ class SyncHeldLock implements SyncFileLock {
     return this.#held.resource;
   }
 
+  get shared(): boolean {
+    return this.#held.shared;
+  }
+
   get released(): boolean {
     return this.#held.released;
   }
@@ -149,8 +153,8 @@ class SyncHeldLock implements SyncFileLock {
     releaseHeld(this.#held);
   }
 
-  toJSON(): { path: string; resource: string; released: boolean } {
-    return { path: this.path, resource: this.resource, released: this.released };
+  toJSON(): { path: string; resource: string; shared: boolean; released: boolean } {
+    return this.#held.toJSON();
   }
 
   [inspect.custom](_depth: number, options: object): string {
@@ -168,23 +172,23 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
   const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
 
   const store = context.getStore();
-  const reentrant = reentrantHeld(store, key, resource);
+  const reentrant = reentrantHeld(store, key, resource, options.shared);
   if (reentrant !== undefined) return reentrant;
 
   const line = lineFor(lockPath, key);
-  if (!line.tryEnter()) {
+  if (!line.tryEnter(options.shared)) {
     if (!willWait) return undefined;
     throw deadlockError(line, resource);
   }
   let result: Result;
   try {
-    result = native.acquire(line.slot, willWait);
+    result = native.acquire(line.slot, willWait, options.shared);
     if (result === BUSY && willWait) result = waitSync(line, options, resource);
   } catch (error) {
     line.leave();
     throw error;
   }
-  if (result === ACQUIRED) return new HeldLock(line, resource, store);
+  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared);
   line.leave();
   if (result === BUSY) return undefined;
   throw failureError(result, lockPath, resource);
@@ -194,7 +198,7 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
 function waitSync(line: Line, options: ValidOptions, resource: string): Result {
   const started = performance.now();
   if (options.timeout === 0) throw new LockTimeoutError(line.lockPath, resource, 0);
-  const result = native.waitSync(line.slot, options.timeout);
+  const result = native.waitSync(line.slot, options.shared, options.timeout);
   if (result === BUSY) throw new LockTimeoutError(line.lockPath, resource, performance.now() - started);
   return result;
 }

@@ -72,7 +72,7 @@ export interface Native {
    * failure ('wait' ECANCELED when Node stops this thread meanwhile). Uses no
    * CPU while blocked.
    */
-  waitSync(slot: Slot, timeoutMs: number): Result;
+  waitSync(slot: Slot, shared: boolean, timeoutMs: number): Result;
   /** Closes the kept descriptors the addon finds idle (native/registry.h: Registry::close_idle); returns how many stay kept. */
   closeIdle(): number;
   /** Records the identity of what ref's path names now (symlinks followed). */

@@ -426,6 +426,45 @@ describe('fair order with async waiters', () => {
   });
 });
 
+describe('shared locks', () => {
+  it('lockSync with shared: true holds with other shared holders of this thread and other processes, and keeps writers out', async () => {
+    const path = resourceIn(tempDir());
+    await agent.call('lock', { path, options: { shared: true } });
+    const first = lockSync(path, { shared: true, timeout: 5_000 });
+    const second = lockSync(path, { shared: true, timeout: 5_000 });
+    expect(first.shared).toBe(true);
+    expect(await agent.canLock(path, { shared: true })).toBe(true);
+    await agent.call('release', { path });
+    expect(await agent.canLock(path)).toBe(false);
+    first.release();
+    expect(await agent.canLock(path)).toBe(false);
+    second.release();
+    expect(await agent.canLock(path)).toBe(true);
+  });
+
+  it('a shared withFileLockSync waits for a writer of another process and runs once it lets go', async () => {
+    const path = resourceIn(tempDir());
+    await agent.call('lock', { path });
+    const thread = new Thread(fixture('sync-thread.mjs'), { op: 'lock-sync', path, options: { shared: true, timeout: 30_000 } });
+    await thread.next('waiting');
+    await waitFor(() => blockedOn(lockFileOf(path)) >= 1, 'the shared waiter to block');
+    expect(thread.messages.map((m) => m.type)).toEqual(['waiting']);
+    await agent.call('release', { path });
+    await thread.next('done');
+    await expectFree(agent, path);
+  });
+
+  it('an exclusive sync call on a thread that holds the lock shared throws EDEADLK, a shared one runs at once', async () => {
+    const path = resourceIn(tempDir());
+    const held = await lock(path, { shared: true });
+    const error = thrown(() => lockSync(path, { timeout: 3_000 }));
+    expect(error).toMatchObject({ code: 'EDEADLK', path: lockFileOf(path) });
+    expect(withFileLockSync(path, () => 'reader', { shared: true, timeout: 3_000 })).toBe('reader');
+    await held.release();
+    await expectFree(agent, path);
+  });
+});
+
 describe('never a deadlock', () => {
   function expectDeadlock(error: unknown, path: string): void {
     expect(error).toBeInstanceOf(FileLockError);
