@@ -50,7 +50,7 @@ export interface SyncFileLock extends Omit<FileLock, 'release' | typeof Symbol.a
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
  * @param fn - Synchronous work to run under the lock.
- * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`, `shared`.
+ * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`, `shared`, `removeLockFile`.
  * @returns `fn`'s value.
  * @throws {LockTimeoutError} `ELOCKTIMEOUT`: `options.timeout` ran out; nothing is held.
  * @throws {FileLockError} `EDEADLK`: this thread holds the lock (not in an enclosing callback) or an async caller of
@@ -92,7 +92,7 @@ export function withFileLockSync<T>(path: LockPath, fn: () => T, options?: SyncL
  * {@link withFileLockSync}'s.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`, `shared`.
+ * @param options - {@link SyncLockOptions}: `timeout`, `lockfilePath`, `shared`, `removeLockFile`.
  * @returns The held lock, a {@link SyncFileLock}.
  * @throws As {@link withFileLockSync}.
  * @example
@@ -113,7 +113,7 @@ export function lockSync(path: LockPath, options?: SyncLockOptions): SyncFileLoc
  * Inside a callback holding the same path it returns a reentrant held lock.
  *
  * @param path - The resource to protect (it need not exist): a string, a `file:` URL or a UTF-8 Buffer.
- * @param options - {@link SyncLockOptions}: `lockfilePath`, `shared`.
+ * @param options - {@link SyncLockOptions}: `lockfilePath`, `shared`, `removeLockFile`.
  * @returns The held lock, a {@link SyncFileLock}, or `undefined` when the lock is busy.
  * @throws As {@link tryLock}, and a `TypeError` (`ERR_INVALID_ARG_VALUE`) for `options.signal`.
  */
@@ -172,7 +172,7 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
   const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
 
   const store = context.getStore();
-  const reentrant = reentrantHeld(store, key, resource, options.shared);
+  const reentrant = reentrantHeld(store, key, resource, options.shared, options.removeLockFile);
   if (reentrant !== undefined) return reentrant;
 
   const line = lineFor(lockPath, key);
@@ -188,7 +188,7 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
     line.leave();
     throw error;
   }
-  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared);
+  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared, options.removeLockFile);
   line.leave();
   if (result === BUSY) return undefined;
   throw failureError(result, lockPath, resource);

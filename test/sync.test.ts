@@ -2,7 +2,7 @@
 // blocked in a synchronous wait runs no JavaScript, so the tests observe it
 // from other processes (agents), other threads and /proc/locks.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -461,6 +461,21 @@ describe('shared locks', () => {
     expect(error).toMatchObject({ code: 'EDEADLK', path: lockFileOf(path) });
     expect(withFileLockSync(path, () => 'reader', { shared: true, timeout: 3_000 })).toBe('reader');
     await held.release();
+    await expectFree(agent, path);
+  });
+});
+
+describe('removeLockFile', () => {
+  it('withFileLockSync and lockSync with removeLockFile delete the lock file as they release, and the path locks again afterwards', async () => {
+    const path = resourceIn(tempDir());
+    let existed = false;
+    withFileLockSync(path, () => (existed = existsSync(lockFileOf(path))), { removeLockFile: true });
+    expect(existed).toBe(true);
+    expect(existsSync(lockFileOf(path))).toBe(false);
+    const held = lockSync(path, { removeLockFile: true });
+    expect(existsSync(held.path)).toBe(true);
+    held.release();
+    expect(existsSync(held.path)).toBe(false);
     await expectFree(agent, path);
   });
 });
