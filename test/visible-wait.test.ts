@@ -22,7 +22,9 @@ function collectWarnings(): Error[] {
     if (warning.name === 'NativeFileLockWarning') warnings.push(warning);
   };
   process.on('warning', listener);
-  onTestFinished(() => process.off('warning', listener));
+  onTestFinished(() => {
+    process.off('warning', listener);
+  });
   return warnings;
 }
 
