@@ -9,7 +9,7 @@
 //   --quick            fewer rounds and cycles
 //   --only=a,b         scenarios to run: uncontended, contended, handoff,
 //                      scaling, sqlite, memory, writer-wait (default: all)
-//   --skip=a,b         contenders to leave out: c, ours, fsne, plf
+//   --skip=a,b         contenders to leave out: c, ours, sync, fsne, plf
 //   --chart            also write bench/chart.svg in quick mode (a full run
 //                      that includes scaling always does)
 import { execFileSync } from 'node:child_process';
@@ -28,7 +28,7 @@ const ROOT = dirname(BENCH);
 const RESULTS = join(BENCH, 'results');
 
 const SCENARIOS = ['uncontended', 'contended', 'handoff', 'scaling', 'sqlite', 'memory', 'writer-wait'];
-const LABELS = { c: 'C flock (the limit)', ours: 'native-file-lock', fsne: 'fs-native-extensions', plf: 'proper-lockfile' };
+const LABELS = { c: 'C flock (the limit)', ours: 'native-file-lock', sync: 'native-file-lock withFileLockSync', fsne: 'fs-native-extensions', plf: 'proper-lockfile' };
 
 function parseArgs(argv) {
   const opts = { quick: false, only: SCENARIOS, skip: [], chart: false };
@@ -155,6 +155,7 @@ function targets(results) {
 
   if (ok(u)) {
     add('uncontended', 'ours ≤ 1.5× the C cycle', u.ratios.oursOverC, ratioText(u.ratios.oursOverC), u.ratios.oursOverC <= 1.5);
+    add('uncontended', 'withFileLockSync ≤ 1.0× the withFileLock cycle', u.ratios.syncOverOurs, ratioText(u.ratios.syncOverOurs), u.ratios.syncOverOurs <= 1);
     add('uncontended', 'fs-native-extensions/ours ≥ 10×', u.ratios.fsneOverOurs, ratioText(u.ratios.fsneOverOurs), u.ratios.fsneOverOurs >= 10);
     add('uncontended', 'proper-lockfile/ours ≥ 50×', u.ratios.plfOverOurs, ratioText(u.ratios.plfOverOurs), u.ratios.plfOverOurs >= 50);
   }

@@ -30,6 +30,18 @@ export async function loadContender(name, options = {}) {
         },
       };
     }
+    case 'sync': {
+      // The synchronous API: runSync holds the lock while fn runs, blocking.
+      const { withFileLockSync, lockSync } = await loadOurs();
+      return {
+        runSync: (path, fn) => withFileLockSync(path, fn),
+        run: async (path, fn) => withFileLockSync(path, fn),
+        acquire: async (path) => {
+          const held = lockSync(path);
+          return () => held.release();
+        },
+      };
+    }
     case 'fsne': {
       // Open with the sync call (cheaper than fs/promises.open, the README's
       // choice): the comparison should favour the peer, not us.

@@ -9,8 +9,9 @@ export const title = 'Uncontended cycle';
 
 export async function run(ctx) {
   const rounds = ctx.quick ? 4 : 9;
-  const cycles = ctx.quick ? { c: 50000, ours: 30000, fsne: 1500, plf: 150 } : { c: 200000, ours: 100000, fsne: 10000, plf: 1000 };
-  const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
+  const cycles = ctx.quick ? { c: 50000, ours: 30000, sync: 30000, fsne: 1500, plf: 150 } : { c: 200000, ours: 100000, sync: 100000, fsne: 10000, plf: 1000 };
+  // sync: withFileLockSync, next to ours (withFileLock).
+  const names = ctx.contenders(['c', 'ours', 'sync', 'fsne', 'plf']);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const resource = {};
   for (const n of names) {
@@ -30,6 +31,7 @@ export async function run(ctx) {
   const med = Object.fromEntries(names.map((n) => [n, median(samples[n])]));
   const ratios = {
     oursOverC: pairedRatio(samples.ours, samples.c),
+    syncOverOurs: pairedRatio(samples.sync, samples.ours),
     fsneOverOurs: pairedRatio(samples.fsne, samples.ours),
     plfOverOurs: pairedRatio(samples.plf, samples.ours),
   };
@@ -39,6 +41,6 @@ export async function run(ctx) {
     ['contender', 'cycles/round', 'median µs', 'min', 'max', 'vs ours', 'vs C'],
     names.map((n) => [ctx.label(n), cycles[n], fmt(med[n], 3), fmt(min(samples[n]), 3), fmt(max(samples[n]), 3), ratioText(pairedRatio(samples[n], samples.ours)), ratioText(pairedRatio(samples[n], samples.c))]),
   );
-  console.log(`  ours/C ${ratioText(ratios.oursOverC)}   fs-native-extensions/ours ${ratioText(ratios.fsneOverOurs)}   proper-lockfile/ours ${ratioText(ratios.plfOverOurs)}`);
+  console.log(`  ours/C ${ratioText(ratios.oursOverC)}   withFileLockSync/withFileLock ${ratioText(ratios.syncOverOurs)}   fs-native-extensions/ours ${ratioText(ratios.fsneOverOurs)}   proper-lockfile/ours ${ratioText(ratios.plfOverOurs)}`);
   return { rounds, cycles, samples, medianUs: med, ratios };
 }

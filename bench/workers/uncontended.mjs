@@ -3,12 +3,21 @@ import { args, finish } from '../lib/worker-io.mjs';
 import { loadContender } from '../lib/contenders.mjs';
 
 const a = args();
-const { run } = await loadContender(a.contender);
+const { run, runSync } = await loadContender(a.contender);
 const cycles = Number(a.cycles);
 const noop = () => {};
 
-for (let i = 0, n = Number(a.warmup ?? 1000); i < n; i++) await run(a.path, noop);
-const t0 = performance.now();
-for (let i = 0; i < cycles; i++) await run(a.path, noop);
-const t1 = performance.now();
+let t0;
+let t1;
+if (runSync) {
+  for (let i = 0, n = Number(a.warmup ?? 1000); i < n; i++) runSync(a.path, noop);
+  t0 = performance.now();
+  for (let i = 0; i < cycles; i++) runSync(a.path, noop);
+  t1 = performance.now();
+} else {
+  for (let i = 0, n = Number(a.warmup ?? 1000); i < n; i++) await run(a.path, noop);
+  t0 = performance.now();
+  for (let i = 0; i < cycles; i++) await run(a.path, noop);
+  t1 = performance.now();
+}
 finish({ cycles, usPerCycle: ((t1 - t0) * 1000) / cycles });
