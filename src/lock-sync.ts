@@ -6,12 +6,14 @@ import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
+import { noteHeld } from './visible-wait.js';
 
 /**
  * Options of the synchronous calls: those of {@link LockOptions} but
- * `signal`, which nothing could deliver while the thread is blocked.
+ * `signal` and `onWait`, which nothing could deliver or call while the
+ * thread is blocked.
  */
-export type SyncLockOptions = Omit<LockOptions, 'signal'>;
+export type SyncLockOptions = Omit<LockOptions, 'signal' | 'onWait' | 'onWaitAfterMs'>;
 
 /**
  * A held lock taken with lockSync or tryLockSync: a {@link FileLock} whose
@@ -180,15 +182,23 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
     if (!willWait) return undefined;
     throw deadlockError(line, resource);
   }
+  const started = performance.now();
   let result: Result;
+  let waited = false;
   try {
     result = native.acquire(line.slot, willWait, options.shared);
-    if (result === BUSY && willWait) result = waitSync(line, options, resource);
+    if (result === BUSY && willWait) {
+      waited = true;
+      result = waitSync(line, options, resource);
+    }
   } catch (error) {
     line.leave();
     throw error;
   }
-  if (result === ACQUIRED) return new HeldLock(line, resource, store, options.shared, options.removeLockFile);
+  if (result === ACQUIRED) {
+    const held = new HeldLock(line, resource, store, options.shared, options.removeLockFile);
+    return noteHeld(held, options.warnAfterMs, waited ? performance.now() - started : -1);
+  }
   line.leave();
   if (result === BUSY) return undefined;
   throw failureError(result, lockPath, resource);
@@ -204,6 +214,15 @@ function waitSync(line: Line, options: ValidOptions, resource: string): Result {
 }
 
 function validateSyncOptions(options: unknown): ValidOptions {
+  if (options !== null && typeof options === 'object' && (options as LockOptions).onWait !== undefined) {
+    throw Object.assign(
+      new TypeError(
+        'options.onWait is not supported by the synchronous calls: no JavaScript runs on the thread while it waits; ' +
+          'use options.timeout, or lock() with onWait',
+      ),
+      { code: 'ERR_INVALID_ARG_VALUE' },
+    );
+  }
   if (options !== null && typeof options === 'object' && (options as LockOptions).signal !== undefined) {
     throw Object.assign(
       new TypeError(

@@ -176,6 +176,9 @@ describe('options and errors', () => {
         expect((error as Error).message).toMatch(/options\.signal/);
         expect((error as Error).message).toMatch(/event loop/);
       }
+      const error = thrown(() => call(path, { onWait: () => {} }));
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/options\.onWait/) });
       expect(await agent.canLock(path)).toBe(true);
     });
 
