@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 
 import {
   FileLockError,
@@ -16,6 +16,8 @@ import {
   tryLockSync,
   withFileLock,
   withFileLockSync,
+  type SyncFileLock,
+  type SyncLockOptions,
 } from 'native-file-lock';
 
 import {
@@ -162,6 +164,19 @@ describe('the synchronous API', () => {
     expect(await agent.canLock(path)).toBe(true);
     await waitFor(() => freeAfterFn !== undefined, 'the async fn to finish');
     expect(freeAfterFn).toBe(true);
+  });
+});
+
+describe('the published types', () => {
+  // Checked by `tsc -p tsconfig.json` (npm test runs it before vitest).
+  it('withFileLockSync returns fn\'s type, a SyncFileLock releases synchronously, and the options have no signal', () => {
+    expectTypeOf(() => withFileLockSync('x', () => 42)).returns.toEqualTypeOf<number>();
+    expectTypeOf(lockSync).returns.toEqualTypeOf<SyncFileLock>();
+    expectTypeOf(tryLockSync).returns.toEqualTypeOf<SyncFileLock | undefined>();
+    expectTypeOf<SyncFileLock>().toHaveProperty('release').returns.toEqualTypeOf<void>();
+    expectTypeOf<SyncFileLock>().toMatchTypeOf<Disposable>();
+    expectTypeOf<SyncFileLock['shared']>().toEqualTypeOf<boolean>();
+    expectTypeOf<SyncLockOptions>().not.toHaveProperty('signal');
   });
 });
 
