@@ -522,13 +522,24 @@ export class Agent {
 /**
  * Nothing holds the lock: neither another process (the agent) nor this one is
  * kept out. Only another process can tell whether this one still holds it; a
- * tryLock here could be served by this process's own descriptor.
+ * tryLock here could be served by this process's own descriptor. Checked for
+ * up to 5 s: a wait given up (timeout, abort) gives back what its thread still
+ * gets, and on a loaded machine that thread may be granted the lock before it
+ * sees that it was cancelled. A lock left held fails the check.
  */
 export async function expectFree(agent: Agent, path: string): Promise<void> {
-  expect(await agent.canLock(path)).toBe(true);
-  const handle = await tryLock(path);
-  expect(handle).toBeDefined();
-  await handle!.release();
+  await waitFor(
+    async () => {
+      if (!(await agent.canLock(path))) return false;
+      const held = await tryLock(path);
+      if (held === undefined) return false;
+      await held.release();
+      return true;
+    },
+    `the lock on ${path} to be free for another process and for this one`,
+    5_000,
+    20,
+  );
 }
 
 /**
