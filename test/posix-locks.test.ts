@@ -17,7 +17,7 @@
 // Every test runs real child processes with real peers; in plain flock mode
 // those are fcntl.flock and util-linux flock(1).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -269,6 +269,20 @@ describe('the NFS model: flock emulated with whole-file OFD record locks', () =>
     );
     waiter.child.kill('SIGSTOP');
     try {
+      // A stop lands asynchronously: until every thread has stopped, the wait
+      // thread could still be granted the lock released below.
+      const pid = waiter.child.pid!;
+      await waitFor(
+        () => {
+          try {
+            return readdirSync(`/proc/${pid}/task`).every((tid) => /^\d+ \(.*\) [tT] /.test(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')));
+          } catch {
+            return false; // a thread ended between the listing and the read: look again
+          }
+        },
+        'every thread of the waiter to stop',
+        15_000,
+      );
       holder.send('release');
       await holder.result();
       return [probeOnce(f.lockPath, 'flock(1)', model), probeOnce(f.lockPath, 'flock', model)];
