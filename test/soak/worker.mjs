@@ -193,7 +193,8 @@ function openLockFileDescriptors() {
   const out = [];
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).endsWith('.lock')) out.push(fd);
+      // A lock file another worker removed (removeLockFile) reads '… (deleted)'.
+      if (/\.lock( \(deleted\))?$/.test(readlinkSync(`/proc/self/fd/${fd}`))) out.push(fd);
     } catch {
       // The readdir descriptor itself is gone by now.
     }
