@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 
 import { inspect, tryLock } from 'native-file-lock';
 
-import { plainEnv, Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
+import { Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
+import { preloadWith } from './nfs-model/build.mjs';
 import { flockProbe, runFlock } from './peers.js';
 
 const BIN = fileURLToPath(new URL('../bin/native-file-lock.mjs', import.meta.url));
@@ -155,7 +156,8 @@ describe('the CLI and util-linux flock(1)', () => {
     const holder = runFlock([lockFileOf(file), 'sh', '-c', 'echo locked; read line']);
     await holder.waitForOutput('locked');
     // script(1) gives the CLI a terminal.
-    const onTty = new Proc('script', ['-qec', `${process.execPath} ${BIN} ${file} -c 'echo done'`, '/dev/null'], { env: plainEnv });
+    // process.env, not plainEnv: the CLI inside is node, and a sanitizer runtime it needs stays preloaded.
+    const onTty = new Proc('script', ['-qec', `${process.execPath} ${BIN} ${file} -c 'echo done'`, '/dev/null'], { env: process.env });
     const offTty = cli([file, '-c', 'echo done']);
     await onTty.waitForOutput(`native-file-lock: waiting 1 s for the exclusive lock on '${file}' (held by pid ${holder.pid})`);
     holder.child.stdin!.end('\n');
@@ -378,7 +380,8 @@ describe('native-file-lock doctor', () => {
     writeFileSync(join(dir, 'noflock.c'), '#include <sys/file.h>\nint flock(int fd, int op) { (void)fd; (void)op; return 0; }\n');
     const built = runSync('cc', ['-shared', '-fPIC', '-o', join(dir, 'noflock.so'), join(dir, 'noflock.c')]);
     expect(built.status, built.stderr).toBe(0);
-    const p = cli(['doctor', dir, '--json'], { env: { ...plainEnv, LD_PRELOAD: join(dir, 'noflock.so') } });
+    // After whatever is preloaded already: a sanitizer runtime must stay first.
+    const p = cli(['doctor', dir, '--json'], { env: { ...process.env, LD_PRELOAD: preloadWith(join(dir, 'noflock.so'), process.env.LD_PRELOAD) } });
     p.child.stdin!.end();
     const exit = await p.exited;
     expect(exit.code, p.stderr).toBe(1);
