@@ -481,7 +481,7 @@ describe('record-lock mode (how Linux emulates flock on NFS)', () => {
   it('shared holders in two processes hold F_RDLCK locks at once: lockf LOCK_SH gets in, lockf LOCK_EX and an exclusive lock are kept out', async () => {
     const path = resourceIn(tempDir());
     const lockFile = lockFileOf(path);
-    const env = { ...plainEnv, NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' };
+    const env = { ...process.env, NATIVE_FILE_LOCK_TEST_LOCK_KIND: 'fcntl' }; // node: keeps a preloaded sanitizer runtime
     const [a, b] = await Promise.all([Agent.start(env), Agent.start(env)]);
     try {
       await a.call('lock', { path, options: SHARED });
