@@ -131,5 +131,6 @@ describe('examples/npm-scripts', () => {
     expect(lines.map((l) => l.split(' ')[0])).toEqual(['start', 'end', 'start', 'end']);
     expect(lines[0]!.split(' ')[1]).toBe(lines[1]!.split(' ')[1]);
     expect(lines[2]!.split(' ')[1]).toBe(lines[3]!.split(' ')[1]);
-  });
+    // Two npm runs and four node starts: minutes under a sanitizer build.
+  }, 240_000);
 });
