@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { inspect } from 'native-file-lock';
 
-import { plainEnv, Proc, runNode, skipWithout, tempDir, waitFor } from './helpers.js';
+import { Proc, runNode, skipWithout, tempDir, waitFor } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -116,7 +116,8 @@ describe('examples/npm-scripts', () => {
     mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
     symlinkSync(join(root, 'bin', 'native-file-lock.mjs'), join(dir, 'node_modules', '.bin', 'native-file-lock'));
     const go = join(dir, 'go');
-    const npmRun = () => new Proc('npm', ['run', 'build', '--silent'], { cwd: dir, env: { ...plainEnv, BUILD_WAIT_FOR: go } });
+    // The full environment: npm and the CLI are node, and a preloaded sanitizer runtime must stay for them.
+    const npmRun = () => new Proc('npm', ['run', 'build', '--silent'], { cwd: dir, env: { ...process.env, BUILD_WAIT_FOR: go } });
     const log = () => (existsSync(join(dir, 'build.log')) ? readFileSync(join(dir, 'build.log'), 'utf8') : '');
 
     const first = npmRun();
