@@ -135,12 +135,7 @@ export class HeldLock implements FileLock {
   }
 
   release(): Promise<void> {
-    try {
-      this.#releaseSync();
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return settled(() => this.#releaseSync());
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -208,6 +203,16 @@ function upgradeError(lockPath: string, resource: string): FileLockError {
       'release the shared lock and retake it exclusively (then check again what was read under it)',
     { code: 'EDEADLK', path: lockPath, resource },
   );
+}
+
+/** run's outcome as a promise: resolved, or rejected with what it threw (a release is synchronous underneath). */
+export function settled(run: () => void): Promise<void> {
+  try {
+    run();
+    return Promise.resolve();
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 export function releaseHeld(held: HeldLock): void {

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 
-import { releaseHeld, type FileLock, type HeldLock } from './held-lock.js';
+import { releaseHeld, settled, type FileLock, type HeldLock } from './held-lock.js';
 
 /**
  * Locks held together, as {@link lockAll} and {@link tryLockAll} return
@@ -49,12 +49,7 @@ export class HeldLocks implements FileLocks {
   }
 
   release(): Promise<void> {
-    try {
-      this.#releaseSync();
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return settled(() => this.#releaseSync());
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { inspect, tryLock } from 'native-file-lock';
 
-import { Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
+import { lockFileOf, Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
 import { preloadWith } from './nfs-model/build.mjs';
 import { flockProbe, runFlock } from './peers.js';
 
@@ -19,8 +19,6 @@ const cli = (args: readonly string[], options: { cwd?: string; env?: NodeJS.Proc
 
 /** A node command (argv) that prints 'ready', then runs until its stdin ends. */
 const HOLD = [process.execPath, '-e', "process.stdout.write('ready\\n'); process.stdin.resume(); process.stdin.on('end', () => process.exit(0));"];
-
-const lockFileOf = (path: string) => realpathSync(path) + '.lock';
 
 /** Runs the CLI to its end: its exit code and output. */
 async function run(args: readonly string[], options: { cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -3,12 +3,12 @@
 // accounting, real child processes, and the agent (a second process that locks
 // on command). Peers that are other programs (flock(1), Python) are in peers.ts.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { beforeEach, expect, onTestFinished, type TestContext } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, onTestFinished, type TestContext } from 'vitest';
 
 import { FileLockError, tryLock } from 'native-file-lock';
 
@@ -45,6 +45,11 @@ export function resourceIn(dir: string, name = 'data'): string {
   const path = join(dir, name);
   writeFileSync(path, 'x');
   return path;
+}
+
+/** The default lock file of an existing path: its canonical path plus `.lock`. */
+export function lockFileOf(path: string): string {
+  return realpathSync(path) + '.lock';
 }
 
 /** Polls until cond() is truthy; fails with message after timeout ms. */
@@ -297,6 +302,24 @@ export class Thread {
 
 // --- child processes ---------------------------------------------------------
 
+/**
+ * Resolves once every worker has posted its first message or exited with 0,
+ * then terminates them all; rejects on a worker's error or other exit code.
+ */
+export async function workersDone(workers: readonly Worker[]): Promise<void> {
+  await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<void>((resolve, reject) => {
+          worker.once('message', () => resolve());
+          worker.once('error', reject);
+          worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited ${code}`))));
+        }),
+    ),
+  );
+  await Promise.all(workers.map((worker) => worker.terminate()));
+}
+
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -540,6 +563,24 @@ export async function expectFree(agent: Agent, path: string): Promise<void> {
     5_000,
     20,
   );
+}
+
+/**
+ * An agent for the tests of the calling file: started before its first test,
+ * stopped after its last. Call it at the top level; call what it returns in a test.
+ */
+export function agentForFile(env?: NodeJS.ProcessEnv): () => Agent {
+  let agent: Agent | undefined;
+  beforeAll(async () => {
+    agent = await Agent.start(env);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+  });
+  return () => {
+    if (agent === undefined) throw new Error('agentForFile: the agent is started in beforeAll, so use it inside a test');
+    return agent;
+  };
 }
 
 /**

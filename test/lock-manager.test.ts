@@ -18,6 +18,21 @@ function gate(): { opened: Promise<void>; open: () => void } {
   return { opened, open };
 }
 
+/**
+ * A request that holds name until release() is called; resolves once it holds.
+ * `done` settles when its callback has returned and the lock is let go.
+ */
+async function holdUntilReleased(locks: FileLockManager, name: string, options: { mode?: 'shared' | 'exclusive' } = {}): Promise<{ release: () => void; done: Promise<unknown> }> {
+  const release = gate();
+  const holding = gate();
+  const done = locks.request(name, options, async () => {
+    holding.open();
+    await release.opened;
+  });
+  await holding.opened;
+  return { release: release.open, done };
+}
+
 const managers: [string, () => FileLockManager | undefined][] = [
   ['createLockManager(dir)', () => createLockManager(tempDir())],
   ["Node's worker_threads.locks", () => nodeLocks],
@@ -96,38 +111,26 @@ describe.each(managers)('The Web Locks semantics, the same with %s', (label, mak
   it('calls an ifAvailable callback with null at once when the lock is held, and with a lock when it is free', async () => {
     const locks = make()!;
     const name = unique();
-    const release = gate();
-    const holding = gate();
-    const holder = locks.request(name, { mode: 'shared' }, async () => {
-      holding.open();
-      await release.opened;
-    });
-    await holding.opened;
+    const holder = await holdUntilReleased(locks, name, { mode: 'shared' });
     await expect(locks.request(name, { ifAvailable: true }, (lock) => lock)).resolves.toBeNull();
     await expect(locks.request(name, { mode: 'shared', ifAvailable: true }, (lock) => lock?.mode)).resolves.toBe('shared');
-    release.open();
-    await holder;
+    holder.release();
+    await holder.done;
     await expect(locks.request(name, { ifAvailable: true }, (lock) => lock?.mode)).resolves.toBe('exclusive');
   });
 
   it('rejects a waiting request with the signal reason when the signal aborts, and never calls its callback', async () => {
     const locks = make()!;
     const name = unique();
-    const release = gate();
-    const holding = gate();
-    const holder = locks.request(name, async () => {
-      holding.open();
-      await release.opened;
-    });
-    await holding.opened;
+    const holder = await holdUntilReleased(locks, name);
     const controller = new AbortController();
     let called = false;
     const waiting = locks.request(name, { signal: controller.signal }, () => (called = true));
     const reason = new Error('no longer needed');
     controller.abort(reason);
     await expect(waiting).rejects.toBe(reason);
-    release.open();
-    await holder;
+    holder.release();
+    await holder.done;
     expect(called).toBe(false);
   });
 
@@ -141,20 +144,14 @@ describe.each(managers)('The Web Locks semantics, the same with %s', (label, mak
   it('lists held and pending requests of this process in query()', async () => {
     const locks = make()!;
     const name = unique();
-    const release = gate();
-    const holding = gate();
-    const holder = locks.request(name, async () => {
-      holding.open();
-      await release.opened;
-    });
-    await holding.opened;
+    const holder = await holdUntilReleased(locks, name);
     const waiter = locks.request(name, { mode: 'shared' }, () => {});
     const mine = (infos: { name?: string; mode?: string }[] = []) => infos.filter((i) => i.name === name).map((i) => i.mode);
     const snapshot = await locks.query();
     expect(mine(snapshot.held)).toEqual(['exclusive']);
     expect(mine(snapshot.pending)).toEqual(['shared']);
-    release.open();
-    await Promise.all([holder, waiter]);
+    holder.release();
+    await Promise.all([holder.done, waiter]);
     const after = await locks.query();
     expect(mine(after.held)).toEqual([]);
     expect(mine(after.pending)).toEqual([]);
@@ -317,13 +314,7 @@ describe('createLockManager query() from /proc/locks', () => {
     skipWithout(ctx, 'linux');
     const dir = tempDir();
     const locks = createLockManager(dir);
-    const release = gate();
-    const holding = gate();
-    const holder = locks.request('job', async () => {
-      holding.open();
-      await release.opened;
-    });
-    await holding.opened;
+    const holder = await holdUntilReleased(locks, 'job');
     const waiter = runNode(fixture('lock-manager.mjs'), ['hold', dir, 'job', 'exclusive']);
     const snapshot = (await waitFor(async () => {
       const s = await locks.query();
@@ -331,8 +322,8 @@ describe('createLockManager query() from /proc/locks', () => {
     }, 'the other process to wait for the lock'))!;
     expect(snapshot.pending).toEqual([{ name: 'job' }]);
     expect(snapshot.held).toEqual([{ name: 'job', mode: 'exclusive', clientId: `node-${process.pid}-${workerThreads.threadId}` }]);
-    release.open();
-    await holder;
+    holder.release();
+    await holder.done;
     await waiter.waitForOutput('held');
     waiter.child.stdin!.write('release\n');
     await waiter.succeeded();

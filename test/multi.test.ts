@@ -2,22 +2,14 @@ import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, lockAll, tryLockAll, withFileLock, withFileLocks, type FileLocks } from 'native-file-lock';
 
-import { Agent, expectFree, fixture, lockFds, overlapsIn, Proc, resourceIn, runNode, skipWithout, tempDir } from './helpers.js';
+import { agentForFile, expectFree, fixture, lockFds, lockFileOf, overlapsIn, Proc, resourceIn, runNode, skipWithout, tempDir } from './helpers.js';
 import { letGo, runFlock } from './peers.js';
 
-let agent: Agent;
-beforeAll(async () => {
-  agent = await Agent.start();
-});
-afterAll(async () => {
-  await agent.stop();
-});
-
-const lockFileOf = (path: string) => realpathSync(path) + '.lock';
+const agent = agentForFile();
 
 /** Three resources in a fresh directory, named so that a, b, c is their canonical order. */
 function threePaths(): [string, string, string] {
@@ -33,7 +25,7 @@ async function flockHolds(path: string): Promise<Proc> {
 }
 
 async function expectAllFree(paths: readonly string[]): Promise<void> {
-  for (const path of paths) await expectFree(agent, path);
+  for (const path of paths) await expectFree(agent(), path);
 }
 
 describe('several locks at once', () => {
@@ -72,7 +64,7 @@ describe('several locks at once', () => {
     const held: FileLocks = await lockAll(paths);
     expect(held.locks).toHaveLength(3);
     expect(held.released).toBe(false);
-    for (const path of paths) expect(await agent.canLock(path)).toBe(false);
+    for (const path of paths) expect(await agent().canLock(path)).toBe(false);
     await held.release();
     expect(held.released).toBe(true);
     expect(held.locks.every((l) => l.released)).toBe(true);
@@ -85,14 +77,14 @@ describe('several locks at once', () => {
     {
       await using held = await lockAll(paths);
       expect(held.locks).toHaveLength(3);
-      expect(await agent.canLock(paths[1])).toBe(false);
+      expect(await agent().canLock(paths[1])).toBe(false);
     }
     await expectAllFree(paths);
   });
 
   it('withFileLocks runs fn holding every lock, returns its value, and releases them all when fn throws', async () => {
     const paths = threePaths();
-    expect(await withFileLocks(paths, async () => (await agent.canLock(paths[2])) ? 'free' : 'held')).toBe('held');
+    expect(await withFileLocks(paths, async () => (await agent().canLock(paths[2])) ? 'free' : 'held')).toBe('held');
     await expectAllFree(paths);
     await expect(
       withFileLocks(paths, () => {
@@ -226,10 +218,10 @@ describe('several locks at once', () => {
     const [a, b, c] = threePaths();
     const held = await lockAll([{ path: a, shared: true }, b, { path: c, shared: true }, c]);
     expect(held.locks.map((l) => l.shared)).toEqual([true, false, false]);
-    expect(await agent.canLock(a, { shared: true })).toBe(true);
-    expect(await agent.canLock(a)).toBe(false);
-    expect(await agent.canLock(b, { shared: true })).toBe(false);
-    expect(await agent.canLock(c, { shared: true })).toBe(false);
+    expect(await agent().canLock(a, { shared: true })).toBe(true);
+    expect(await agent().canLock(a)).toBe(false);
+    expect(await agent().canLock(b, { shared: true })).toBe(false);
+    expect(await agent().canLock(c, { shared: true })).toBe(false);
     // Another set reading a holds it at the same time, in this thread too.
     const reader = await tryLockAll([{ path: a, shared: true }]);
     expect(reader?.locks[0]?.shared).toBe(true);
@@ -244,7 +236,7 @@ describe('several locks at once', () => {
     const entries = new Set<string | { path: string; lockfilePath?: string }>([a, { path: b, lockfilePath: other }]);
     const held = await lockAll(entries);
     expect(held.locks.map((l) => l.path).sort()).toEqual([lockFileOf(a), realpathSync(other)].sort());
-    expect(await agent.canLock(b, { lockfilePath: other })).toBe(false);
+    expect(await agent().canLock(b, { lockfilePath: other })).toBe(false);
     await held.release();
   });
 });

@@ -1,23 +1,15 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, fixture, openFiles, Proc, requires, runNode, settlesWithin, skipWithout, tempDir, waitFor, resourceIn } from './helpers.js';
+import { Agent, agentForFile, fixture, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, tempDir, waitFor, workersDone } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
-let agent: Agent;
-beforeAll(async () => {
-  agent = await Agent.start();
-});
-afterAll(async () => {
-  await agent.stop();
-});
-
-const lockFileOf = (path: string) => realpathSync(path) + '.lock';
+const agent = agentForFile();
 
 describe('a counter file incremented by several processes', () => {
   const PROCESSES = 4;
@@ -49,17 +41,7 @@ describe('worker threads', () => {
     writeFileSync(file, '0'.padStart(12, '0'));
     const n = 50;
     const workers = Array.from({ length: 4 }, () => new Worker(fixture('counter.mjs'), { workerData: { file, n, mode: 'lock' } }));
-    await Promise.all(
-      workers.map(
-        (worker) =>
-          new Promise<void>((resolve, reject) => {
-            worker.once('message', () => resolve());
-            worker.once('error', reject);
-            worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited ${code}`))));
-          }),
-      ),
-    );
-    await Promise.all(workers.map((worker) => worker.terminate()));
+    await workersDone(workers);
     expect(Number(readFileSync(file, 'utf8'))).toBe(4 * n);
   });
 
@@ -206,7 +188,7 @@ describe('a child process spawned while holding the lock', () => {
       expect(openFiles(sleeper.pid!)).not.toContain(held.path);
       await held.release();
       expect(isSleeping(sleeper.pid!)).toBe(true);
-      expect(await agent.canLock(path)).toBe(true);
+      expect(await agent().canLock(path)).toBe(true);
       // And flock(1), which knows nothing of this library, agrees.
       expect(flockProbe(held.path)).toBe('free');
     } finally {
@@ -223,12 +205,12 @@ describe('a child process spawned while holding the lock', () => {
       expect(isSleeping(sleeperPid)).toBe(true);
       expect(openFiles(sleeperPid)).toContain('/dev/null');
       expect(openFiles(sleeperPid)).not.toContain(lockPath);
-      expect(await agent.canLock(path)).toBe(false);
+      expect(await agent().canLock(path)).toBe(false);
       holder.kill('SIGKILL');
       await holder.proc.exited;
       // The sleeper outlives its parent; had it inherited the descriptor, the lock would stay held.
       expect(isSleeping(sleeperPid)).toBe(true);
-      await waitFor(() => agent.canLock(path), 'the lock to be free after its holder was killed', 5_000);
+      await waitFor(() => agent().canLock(path), 'the lock to be free after its holder was killed', 5_000);
       const handle = await tryLock(path);
       expect(handle).toBeDefined();
       await handle!.release();
@@ -245,15 +227,15 @@ describe('symbolic links', () => {
     const link = join(dir, 'link');
     symlinkSync(path, link);
 
-    const lockPath = await agent.call<string>('lock', { path: link });
+    const lockPath = await agent().call<string>('lock', { path: link });
     expect(lockPath).toBe(lockFileOf(path));
     await expect(tryLock(path)).resolves.toBeUndefined();
-    await agent.call('release', { path: link });
+    await agent().call('release', { path: link });
 
     const held = await lock(path);
-    expect(await agent.canLock(link)).toBe(false);
+    expect(await agent().canLock(link)).toBe(false);
     await held.release();
-    expect(await agent.canLock(link)).toBe(true);
+    expect(await agent().canLock(link)).toBe(true);
   });
 
   it('flock(1) on the canonical lock file excludes a holder that came through a symlink', async (ctx) => {
@@ -280,9 +262,9 @@ describe('symbolic links', () => {
     symlinkSync(real, join(dir, 'dirlink'));
     const viaLink = join(dir, 'dirlink', 'data');
 
-    await agent.call('lock', { path: viaLink });
+    await agent().call('lock', { path: viaLink });
     await expect(tryLock(path)).resolves.toBeUndefined();
-    await agent.call('release', { path: viaLink });
+    await agent().call('release', { path: viaLink });
     const handle = await tryLock(path);
     expect(handle).toBeDefined();
     await handle!.release();
@@ -294,9 +276,9 @@ describe('symbolic links', () => {
     mkdirSync(real);
     symlinkSync(real, join(dir, 'dirlink'));
 
-    await agent.call('lock', { path: join(dir, 'dirlink', 'future') });
+    await agent().call('lock', { path: join(dir, 'dirlink', 'future') });
     await expect(tryLock(join(real, 'future'))).resolves.toBeUndefined();
-    await agent.call('release', { path: join(dir, 'dirlink', 'future') });
+    await agent().call('release', { path: join(dir, 'dirlink', 'future') });
     await expect(withFileLock(join(real, 'future'), () => 'ran', { timeout: 1_000 })).resolves.toBe('ran');
   });
 });

@@ -1,28 +1,21 @@
 // Shared (reader) locks: many holders at once in a thread, across threads
 // and processes; an exclusive holder excludes them all; interop with
 // flock(1) and Python; reentrancy between the modes; writer preference.
-import { realpathSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, fixture, plainEnv, Proc, requires, runNode, runSync, settlesWithin, skipWithout, tempDir, ThreadAgent, waitFor, resourceIn } from './helpers.js';
+import { Agent, agentForFile, fixture, lockFileOf, plainEnv, Proc, requires, resourceIn, runNode, runSync, settlesWithin, skipWithout, tempDir, ThreadAgent, waitFor, workersDone } from './helpers.js';
 import { buildShim, nfsEnv, peerEnv } from './nfs-model/build.mjs';
 import { letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
 const SHARED = { shared: true } as const;
-const lockFileOf = (path: string) => realpathSync(path) + '.lock';
 
-let agent: Agent;
-let second: Agent;
-beforeAll(async () => {
-  [agent, second] = await Promise.all([Agent.start(), Agent.start()]);
-});
-afterAll(async () => {
-  await Promise.all([agent.stop(), second.stop()]);
-});
+const agent = agentForFile();
+const second = agentForFile();
 
 /** True if this thread could take the lock in that mode right now (released again at once). */
 async function canLock(path: string, options: { shared?: boolean } = {}): Promise<boolean> {
@@ -41,7 +34,7 @@ describe('the shared option', () => {
       await expect(tryLock(path, options)).rejects.toThrow(/options\.shared must be a boolean/);
       await expect(withFileLock(path, () => 1, options)).rejects.toThrow(/options\.shared must be a boolean/);
     }
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('is exposed on the FileLock: true for a shared lock, false for the default exclusive one', async () => {
@@ -65,15 +58,15 @@ describe('many shared holders in one thread', () => {
     try {
       expect(holders.every((h) => h.shared && !h.released)).toBe(true);
       expect(await canLock(path, SHARED)).toBe(true);
-      expect(await agent.canLock(path, SHARED)).toBe(true);
-      expect(await agent.canLock(path)).toBe(false);
+      expect(await agent().canLock(path, SHARED)).toBe(true);
+      expect(await agent().canLock(path)).toBe(false);
       // Releasing all but one keeps the file locked.
       for (const h of holders.slice(1)) await h.release();
-      expect(await agent.canLock(path)).toBe(false);
+      expect(await agent().canLock(path)).toBe(false);
     } finally {
       for (const h of holders) await h.release();
     }
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('run their callbacks at the same time', async () => {
@@ -118,7 +111,7 @@ describe('many shared holders in one thread', () => {
     expect(await settlesWithin(Promise.race(readers), 200)).toBe('pending');
     await writer.release();
     const held = await Promise.all(readers);
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     for (const h of held) await h.release();
   });
 
@@ -167,13 +160,13 @@ describe('a writer that gives up', () => {
   it('an exclusive waiter in another process that times out lets new shared holders in again', async (ctx) => {
     skipWithout(ctx, 'linux');
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path, options: SHARED });
-    const writer = second.request('lock', { path, options: { timeout: 500 } });
+    await agent().call('lock', { path, options: SHARED });
+    const writer = second().request('lock', { path, options: { timeout: 500 } });
     await waitFor(async () => !(await canLock(path, SHARED)), 'new shared locks to be refused while another process waits to write', 5_000);
     const reply = await writer;
     expect(reply.ok ? 'acquired' : reply.error.code).toBe('ELOCKTIMEOUT');
     await waitFor(() => canLock(path, SHARED), 'shared locks to be let in again', 5_000);
-    await agent.call('release', { path });
+    await agent().call('release', { path });
   });
 });
 
@@ -192,9 +185,9 @@ describe('shared holders across worker_threads', () => {
     }
     // The worker still holds its share.
     expect(await canLock(path)).toBe(false);
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     await worker.call('release', { path });
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('an exclusive waiter in a worker stops new shared holders in the main thread until it has had its turn', async () => {
@@ -218,23 +211,13 @@ describe('shared holders across worker_threads', () => {
     const state = new SharedArrayBuffer(5 * 4);
     const rounds = 150;
     const workers = Array.from({ length: 4 }, () => new Worker(fixture('shared-mix.mjs'), { workerData: { path, state, rounds } }));
-    await Promise.all(
-      workers.map(
-        (worker) =>
-          new Promise<void>((resolve, reject) => {
-            worker.once('message', () => resolve());
-            worker.once('error', reject);
-            worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited ${code}`))));
-          }),
-      ),
-    );
-    await Promise.all(workers.map((worker) => worker.terminate()));
+    await workersDone(workers);
     const [sharedNow, exclusiveNow, violations, sharedSections, exclusiveSections] = new Int32Array(state);
     expect({ sharedNow, exclusiveNow, violations }).toEqual({ sharedNow: 0, exclusiveNow: 0, violations: 0 });
     expect(sharedSections + exclusiveSections).toBe(4 * 2 * rounds);
     expect(sharedSections).toBeGreaterThan(0);
     expect(exclusiveSections).toBeGreaterThan(0);
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('a worker that ends while holding a shared lock gives its share back', async () => {
@@ -244,58 +227,58 @@ describe('shared holders across worker_threads', () => {
     const mine = await lock(path, SHARED);
     await worker.stop();
     // The main thread's share is still held; the worker's is gone with it.
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     await mine.release();
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 });
 
 describe('shared holders across processes', () => {
   it('three processes hold shared locks at once, and none of them can take an exclusive one', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path, options: SHARED });
-    await second.call('lock', { path, options: SHARED });
+    await agent().call('lock', { path, options: SHARED });
+    await second().call('lock', { path, options: SHARED });
     const mine = await lock(path, { ...SHARED, timeout: 5_000 });
     try {
       expect(await canLock(path)).toBe(false);
-      expect(await agent.canLock(path)).toBe(false);
-      expect(await second.canLock(path)).toBe(false);
+      expect(await agent().canLock(path)).toBe(false);
+      expect(await second().canLock(path)).toBe(false);
     } finally {
       await mine.release();
-      await agent.call('release', { path });
+      await agent().call('release', { path });
     }
-    expect(await agent.canLock(path)).toBe(false);
-    await second.call('release', { path });
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(false);
+    await second().call('release', { path });
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('an exclusive waiter in another process waits for every shared holder of this process, then excludes them', async () => {
     const path = resourceIn(tempDir());
     const a = await lock(path, SHARED);
     const b = await lock(path, SHARED);
-    const writer = agent.call('lock', { path, options: { timeout: 10_000 } });
+    const writer = agent().call('lock', { path, options: { timeout: 10_000 } });
     expect(await settlesWithin(writer, 300)).toBe('pending');
     await a.release();
     expect(await settlesWithin(writer, 300)).toBe('pending');
     await b.release();
     await writer;
     expect(await canLock(path, SHARED)).toBe(false);
-    await agent.call('release', { path });
+    await agent().call('release', { path });
     expect(await canLock(path, SHARED)).toBe(true);
   });
 
   it('an exclusive waiter in another process stops new shared holders of every process (Linux queue tickets)', async (ctx) => {
     skipWithout(ctx, 'linux');
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path, options: SHARED });
-    const writer = second.call('lock', { path, options: { timeout: 10_000 } });
+    await agent().call('lock', { path, options: SHARED });
+    const writer = second().call('lock', { path, options: { timeout: 10_000 } });
     await waitFor(async () => !(await canLock(path, SHARED)), 'new shared locks to be refused while another process waits to write', 5_000);
     const late = lock(path, { ...SHARED, timeout: 10_000 });
     expect(await settlesWithin(late, 300)).toBe('pending');
-    await agent.call('release', { path });
+    await agent().call('release', { path });
     await writer;
     expect(await settlesWithin(late, 200)).toBe('pending');
-    await second.call('release', { path });
+    await second().call('release', { path });
     await (await late).release();
   });
 });
@@ -412,9 +395,9 @@ describe("interop with Python's fcntl.flock", () => {
 describe('reentrancy between shared and exclusive', () => {
   it('a shared call inside an exclusive withFileLock runs at once and holds the exclusive lock', async () => {
     const path = resourceIn(tempDir());
-    const inner = await withFileLock(path, () => withFileLock(path, async () => (await agent.canLock(path, SHARED)) ? 'let in' : 'kept out', SHARED));
+    const inner = await withFileLock(path, () => withFileLock(path, async () => (await agent().canLock(path, SHARED)) ? 'let in' : 'kept out', SHARED));
     expect(inner).toBe('kept out');
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('a shared call inside a shared withFileLock runs at once', async () => {
@@ -436,8 +419,8 @@ describe('reentrancy between shared and exclusive', () => {
           ));
         }
         // The shared lock is untouched by the refusals.
-        expect(await agent.canLock(path, SHARED)).toBe(true);
-        expect(await agent.canLock(path)).toBe(false);
+        expect(await agent().canLock(path, SHARED)).toBe(true);
+        expect(await agent().canLock(path)).toBe(false);
       },
       SHARED,
     );
@@ -453,7 +436,7 @@ describe('reentrancy between shared and exclusive', () => {
       expect(e.message).toMatch(/release/);
     }
     // Released normally, and an exclusive lock can be taken afterwards.
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
     const after = await lock(path, { timeout: 1_000 });
     await after.release();
   });

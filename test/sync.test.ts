@@ -2,10 +2,10 @@
 // blocked in a synchronous wait runs no JavaScript, so the tests observe it
 // from other processes (agents), other threads and /proc/locks.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 
 import {
   FileLockError,
@@ -20,36 +20,11 @@ import {
   type SyncLockOptions,
 } from 'native-file-lock';
 
-import {
-  Agent,
-  blockedOn,
-  expectFree,
-  fdsOpenedSince,
-  fixture,
-  openFiles,
-  Proc,
-  requires,
-  resourceIn,
-  runNode,
-  settlesWithin,
-  skipWithout,
-  sleep,
-  tempDir,
-  Thread,
-  waitFor,
-} from './helpers.js';
+import { Agent, agentForFile, blockedOn, expectFree, fdsOpenedSince, fixture, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, sleep, tempDir, Thread, waitFor } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-let agent: Agent;
-beforeAll(async () => {
-  agent = await Agent.start();
-});
-afterAll(async () => {
-  await agent.stop();
-});
-
-const lockFileOf = (path: string) => realpathSync(path) + '.lock';
+const agent = agentForFile();
 
 // Loose typing on purpose: these calls pass what TypeScript would refuse.
 const anyLockSync = lockSync as (...args: unknown[]) => unknown;
@@ -93,7 +68,7 @@ describe('the synchronous API', () => {
     });
     expect(value).toEqual({ answer: 42 });
     expect(freeDuring).toBe(false);
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('lockSync returns a held lock whose release() is synchronous, returns undefined and unlocks', async () => {
@@ -102,15 +77,15 @@ describe('the synchronous API', () => {
     expect(held.path).toBe(lockFileOf(path));
     expect(held.resource).toBe(path);
     expect(held.released).toBe(false);
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     expect(held.release()).toBeUndefined();
     expect(held.released).toBe(true);
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
     // Once only: a second release does nothing, even while someone else holds the lock.
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     expect(held.release()).toBeUndefined();
-    expect(await agent.canLock(path)).toBe(false);
-    await agent.call('release', { path });
+    expect(await agent().canLock(path)).toBe(false);
+    await agent().call('release', { path });
   });
 
   it('[Symbol.dispose] releases a lock taken with lockSync', async () => {
@@ -118,21 +93,21 @@ describe('the synchronous API', () => {
     const held = lockSync(path);
     held[Symbol.dispose]();
     expect(held.released).toBe(true);
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('tryLockSync takes a free lock, and returns undefined at once while another process holds it', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     const started = performance.now();
     expect(tryLockSync(path, { timeout: 30_000 })).toBeUndefined();
     expect(performance.now() - started).toBeLessThan(5_000); // the timeout is ignored: it never waits
-    await agent.call('release', { path });
+    await agent().call('release', { path });
     const held = tryLockSync(path);
     expect(held).toBeDefined();
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     held!.release();
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('withFileLockSync releases the lock and rethrows fn\'s error unchanged when fn throws', async () => {
@@ -145,7 +120,7 @@ describe('the synchronous API', () => {
         }),
       ),
     ).toBe(failure);
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('withFileLockSync refuses an fn that returns a promise, after releasing the lock, since the lock cannot be held across an await', async () => {
@@ -154,14 +129,14 @@ describe('the synchronous API', () => {
     const error = thrown(() =>
       withFileLockSync(path, async () => {
         await sleep(50);
-        freeAfterFn = await agent.canLock(path);
+        freeAfterFn = await agent().canLock(path);
       }),
     );
     expect(error).toBeInstanceOf(TypeError);
     expect((error as NodeJS.ErrnoException).code).toBe('ERR_INVALID_RETURN_VALUE');
     expect((error as Error).message).toMatch(/promise/i);
     expect((error as Error).message).toMatch(/withFileLock\b/);
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
     await waitFor(() => freeAfterFn !== undefined, 'the async fn to finish');
     expect(freeAfterFn).toBe(true);
   });
@@ -194,7 +169,7 @@ describe('options and errors', () => {
       const error = thrown(() => call(path, { onWait: () => {} }));
       expect(error).toBeInstanceOf(TypeError);
       expect(error).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/options\.onWait/) });
-      expect(await agent.canLock(path)).toBe(true);
+      expect(await agent().canLock(path)).toBe(true);
     });
 
     it('refuses bad paths and options with the same errors as the async API', () => {
@@ -259,12 +234,12 @@ describe('exclusion', () => {
     await held.release();
     await thread.next('locked');
     await thread.next('done');
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 });
 
 describe.each([
-  ['another process', () => ({ take: (path: string) => agent.call('lock', { path }), release: (path: string) => agent.call('release', { path }) })],
+  ['another process', () => ({ take: (path: string) => agent().call('lock', { path }), release: (path: string) => agent().call('release', { path }) })],
   [
     'another thread',
     () => {
@@ -301,7 +276,7 @@ describe.each([
     expect(elapsed).toBeGreaterThanOrEqual(280);
     expect(elapsed).toBeLessThan(5_000);
     await holder.release(path);
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('withFileLockSync with a timeout throws LockTimeoutError without running fn', async () => {
@@ -317,7 +292,7 @@ describe.each([
     expect(error).toMatchObject({ code: 'ELOCKTIMEOUT', name: 'LockTimeoutError' });
     expect(ran).toBe(false);
     await holder.release(path);
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('timeout 0 makes one attempt and throws at once', async () => {
@@ -328,7 +303,7 @@ describe.each([
     expect(thrown(() => lockSync(path, { timeout: 0 }))).toBeInstanceOf(LockTimeoutError);
     expect(performance.now() - started).toBeLessThan(5_000);
     await holder.release(path);
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('tryLockSync returns undefined', async () => {
@@ -337,7 +312,7 @@ describe.each([
     await holder.take(path);
     expect(tryLockSync(path)).toBeUndefined();
     await holder.release(path);
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 });
 
@@ -347,19 +322,19 @@ describe('CPU while blocked', () => {
   it('a process blocked in lockSync until its one-second timeout uses little CPU', async () => {
     const path = resourceIn(tempDir());
     const held = await lock(path);
-    const result = await agent.call<{ code: string | null; wallMs: number; cpuMs: number }>('measureLockSync', { path, options: { timeout: 1_000 } });
+    const result = await agent().call<{ code: string | null; wallMs: number; cpuMs: number }>('measureLockSync', { path, options: { timeout: 1_000 } });
     await held.release();
     expect(result.code).toBe('ELOCKTIMEOUT');
     expect(result.wallMs).toBeGreaterThanOrEqual(950);
     // A spinning wait would use the whole second; a blocked one a few milliseconds.
     expect(result.cpuMs).toBeLessThan(200);
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('a process blocked in lockSync for a second until the holder lets go gets the lock, using little CPU meanwhile', async () => {
     const path = resourceIn(tempDir());
     const held = await lock(path);
-    const measuring = agent.call<{ code: string | null; wallMs: number; cpuMs: number }>('measureLockSync', { path, options: { timeout: 30_000 } });
+    const measuring = agent().call<{ code: string | null; wallMs: number; cpuMs: number }>('measureLockSync', { path, options: { timeout: 30_000 } });
     await waitFor(() => blockedOn(held.path) >= 1, 'the agent to block on the lock');
     await sleep(1_000);
     await held.release();
@@ -367,7 +342,7 @@ describe('CPU while blocked', () => {
     expect(result.code).toBe(null);
     expect(result.wallMs).toBeGreaterThanOrEqual(1_000);
     expect(result.cpuMs).toBeLessThan(200);
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 });
 
@@ -383,7 +358,7 @@ describe('fair order with async waiters', () => {
       const dir = tempDir();
       const path = resourceIn(dir);
       const log = join(dir, 'log');
-      await agent.call('lock', { path });
+      await agent().call('lock', { path });
       const lockPath = lockFileOf(path);
       let thread: Thread | undefined;
       let waiting: Promise<unknown> | undefined;
@@ -404,7 +379,7 @@ describe('fair order with async waiters', () => {
         await startSync();
       }
       await sleep(200);
-      await agent.call('release', { path });
+      await agent().call('release', { path });
       await waiting;
       await thread!.next('done');
       expect(logOf(log)).toEqual(first === 'sync' ? ['sync', 'async'] : ['async', 'sync']);
@@ -416,7 +391,7 @@ describe('fair order with async waiters', () => {
       const log = join(dir, 'log');
       const peer = await Agent.start();
       try {
-        await agent.call('lock', { path });
+        await agent().call('lock', { path });
         const lockPath = lockFileOf(path);
         let thread: Thread | undefined;
         let waiting: Promise<unknown> | undefined;
@@ -433,7 +408,7 @@ describe('fair order with async waiters', () => {
         if (first === 'sync') startAsync();
         else await startSync();
         await waitFor(() => blockedOn(lockPath) >= 2, 'the second waiter to queue');
-        await agent.call('release', { path });
+        await agent().call('release', { path });
         await waiting;
         await thread!.next('done');
         expect(logOf(log)).toEqual(first === 'sync' ? ['sync', 'async'] : ['async', 'sync']);
@@ -447,29 +422,29 @@ describe('fair order with async waiters', () => {
 describe('shared locks', () => {
   it('lockSync with shared: true holds with other shared holders of this thread and other processes, and keeps writers out', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path, options: { shared: true } });
+    await agent().call('lock', { path, options: { shared: true } });
     const first = lockSync(path, { shared: true, timeout: 5_000 });
     const second = lockSync(path, { shared: true, timeout: 5_000 });
     expect(first.shared).toBe(true);
-    expect(await agent.canLock(path, { shared: true })).toBe(true);
-    await agent.call('release', { path });
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path, { shared: true })).toBe(true);
+    await agent().call('release', { path });
+    expect(await agent().canLock(path)).toBe(false);
     first.release();
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     second.release();
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 
   it('a shared withFileLockSync waits for a writer of another process and runs once it lets go', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     const thread = new Thread(fixture('sync-thread.mjs'), { op: 'lock-sync', path, options: { shared: true, timeout: 30_000 } });
     await thread.next('waiting');
     await waitFor(() => blockedOn(lockFileOf(path)) >= 1, 'the shared waiter to block');
     expect(thread.messages.map((m) => m.type)).toEqual(['waiting']);
-    await agent.call('release', { path });
+    await agent().call('release', { path });
     await thread.next('done');
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('an exclusive sync call on a thread that holds the lock shared throws EDEADLK, a shared one runs at once', async () => {
@@ -479,7 +454,7 @@ describe('shared locks', () => {
     expect(error).toMatchObject({ code: 'EDEADLK', path: lockFileOf(path) });
     expect(withFileLockSync(path, () => 'reader', { shared: true, timeout: 3_000 })).toBe('reader');
     await held.release();
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 });
 
@@ -494,7 +469,7 @@ describe('removeLockFile', () => {
     expect(existsSync(held.path)).toBe(true);
     held.release();
     expect(existsSync(held.path)).toBe(false);
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 });
 
@@ -524,7 +499,7 @@ describe('never a deadlock', () => {
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(ran).toBe(false);
     expect(held.released).toBe(false);
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     await held.release();
     expect(withFileLockSync(path, () => 'free again')).toBe('free again');
   });
@@ -537,20 +512,20 @@ describe('never a deadlock', () => {
     });
     expectDeadlock(thrown(() => lockSync(path, { timeout: 3_000 })), path);
     await expect(running).resolves.toBe('outer');
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('a sync call while an async caller of this thread waits ahead of it in line throws EDEADLK', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     const waiting = withFileLock(path, () => 'async caller');
     const started = performance.now();
     expectDeadlock(thrown(() => lockSync(path, { timeout: 3_000 })), path);
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(await settlesWithin(waiting, 100)).toBe('pending');
-    await agent.call('release', { path });
+    await agent().call('release', { path });
     await expect(waiting).resolves.toBe('async caller');
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('tryLockSync on a thread that holds the lock returns undefined, as tryLock does', async () => {
@@ -559,7 +534,7 @@ describe('never a deadlock', () => {
     expect(tryLockSync(path)).toBeUndefined();
     await expect(tryLock(path)).resolves.toBeUndefined();
     await held.release();
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('inside the holder\'s own withFileLock callback the sync API is reentrant and runs at once', async () => {
@@ -573,11 +548,11 @@ describe('never a deadlock', () => {
       expect(tried).toBeDefined();
       tried!.release();
       // The nested releases leave the outer hold in place.
-      expect(await agent.canLock(path)).toBe(false);
+      expect(await agent().canLock(path)).toBe(false);
       return inner;
     });
     expect(value).toBe('inner');
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 
   it('inside a withFileLockSync callback nested sync and async calls for the same path run at once', async () => {
@@ -591,7 +566,7 @@ describe('never a deadlock', () => {
     });
     expect(value).toBe('inner');
     await expect(nestedAsync).resolves.toBe('async inside');
-    await expectFree(agent, path);
+    await expectFree(agent(), path);
   });
 });
 
@@ -600,13 +575,13 @@ describe('a thread blocked in lockSync', () => {
 
   it('ends when its worker is terminated, and what its wait still gets is given back', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     const thread = new Thread(fixture('sync-thread.mjs'), { op: 'lock-sync', path });
     await thread.next('waiting');
     await waitFor(() => blockedOn(lockFileOf(path)) >= 1, 'the worker to block');
     expect(await settlesWithin(thread.worker.terminate(), 5_000)).toBe('settled');
-    await agent.call('release', { path });
-    await expectFree(agent, path);
+    await agent().call('release', { path });
+    await expectFree(agent(), path);
   });
 
   it('does not keep process.exit() from ending the process', async () => {

@@ -1,19 +1,10 @@
-import { realpathSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { lock, lockAll, tryLock, withFileLock, type WaitInfo } from 'native-file-lock';
 
-import { Agent, fixture, rejection, resourceIn, runNode, sleep, tempDir, waitFor } from './helpers.js';
+import { agentForFile, fixture, lockFileOf, rejection, resourceIn, runNode, sleep, tempDir, waitFor } from './helpers.js';
 
-let agent: Agent;
-beforeAll(async () => {
-  agent = await Agent.start();
-});
-afterAll(async () => {
-  await agent.stop();
-});
-
-const lockFileOf = (path: string) => realpathSync(path) + '.lock';
+const agent = agentForFile();
 
 /** Process warnings of this package emitted until the test ends. */
 function collectWarnings(): Error[] {
@@ -31,16 +22,16 @@ function collectWarnings(): Error[] {
 describe('onWait', () => {
   it('is called with a growing waitedMs while another process holds the lock, and never after the wait ended', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     const calls: WaitInfo[] = [];
     const done = withFileLock(path, () => 'ran', { onWait: (info) => void calls.push(info), onWaitAfterMs: 50 });
     await waitFor(() => calls.length >= 2, 'two onWait calls');
-    await agent.call('release', { path });
+    await agent().call('release', { path });
     expect(await done).toBe('ran');
     const count = calls.length;
     expect(calls[0]).toMatchObject({ waitedMs: expect.any(Number), path: lockFileOf(path), resource: path });
     // The holder is known where /proc/locks tells it, and absent elsewhere.
-    if (process.platform === 'linux') expect(calls[0]!.holder).toEqual({ pid: agent.pid });
+    if (process.platform === 'linux') expect(calls[0]!.holder).toEqual({ pid: agent().pid });
     else expect(calls[0]).not.toHaveProperty('holder');
     expect(calls[0]!.waitedMs).toBeGreaterThanOrEqual(40);
     for (let i = 1; i < calls.length; i++) expect(calls[i]!.waitedMs).toBeGreaterThan(calls[i - 1]!.waitedMs);
@@ -50,7 +41,7 @@ describe('onWait', () => {
 
   it('is never called after a wait ends in a timeout or an abort', async () => {
     const path = resourceIn(tempDir());
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     try {
       let calls = 0;
       const onWait = () => void calls++;
@@ -65,7 +56,7 @@ describe('onWait', () => {
       await sleep(300);
       expect(calls).toBe(count);
     } finally {
-      await agent.call('release', { path });
+      await agent().call('release', { path });
     }
   });
 
@@ -74,12 +65,12 @@ describe('onWait', () => {
     let calls = 0;
     const onWait = () => void calls++;
     await withFileLock(path, () => sleep(150), { onWait, onWaitAfterMs: 0 });
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     try {
       expect(await tryLock(path, { onWait, onWaitAfterMs: 0 })).toBeUndefined();
       await sleep(150);
     } finally {
-      await agent.call('release', { path });
+      await agent().call('release', { path });
     }
     expect(calls).toBe(0);
   });
@@ -87,7 +78,7 @@ describe('onWait', () => {
   it('that throws does not break the wait: each throw becomes a process warning and the lock is still taken', async () => {
     const path = resourceIn(tempDir());
     const warnings = collectWarnings();
-    await agent.call('lock', { path });
+    await agent().call('lock', { path });
     let calls = 0;
     const done = withFileLock(path, () => 'ran', {
       onWait: () => {
@@ -97,7 +88,7 @@ describe('onWait', () => {
       onWaitAfterMs: 30,
     });
     await waitFor(() => calls >= 2, 'onWait called again after it threw');
-    await agent.call('release', { path });
+    await agent().call('release', { path });
     expect(await done).toBe('ran');
     await waitFor(() => warnings.length >= 2, 'the warnings for the throws');
     expect(warnings[0]).toMatchObject({ code: 'NFL_ON_WAIT_FAILED' });
@@ -109,11 +100,11 @@ describe('onWait', () => {
     const dir = tempDir();
     const free = resourceIn(dir, 'a');
     const busy = resourceIn(dir, 'b');
-    await agent.call('lock', { path: busy });
+    await agent().call('lock', { path: busy });
     const calls: WaitInfo[] = [];
     const taking = lockAll([free, busy], { onWait: (info) => void calls.push(info), onWaitAfterMs: 30 });
     await waitFor(() => calls.length > 0, 'an onWait call');
-    await agent.call('release', { path: busy });
+    await agent().call('release', { path: busy });
     await (await taking).release();
     expect(calls[0]).toMatchObject({ path: lockFileOf(busy), resource: busy });
   });
@@ -129,7 +120,7 @@ describe('onWait', () => {
     await expect(withFileLock(path, () => {}, { warnAfterMs: NaN })).rejects.toThrow(RangeError);
     await expect(tryLock(path, { warnAfterMs: -5 })).rejects.toThrow('options.warnAfterMs');
     // Nothing was left held by the refused calls.
-    expect(await agent.canLock(path)).toBe(true);
+    expect(await agent().canLock(path)).toBe(true);
   });
 });
 
@@ -141,7 +132,7 @@ describe('warnAfterMs', () => {
     await waitFor(() => warnings.length > 0, 'the held-long warning');
     await sleep(300);
     expect(held.released).toBe(false);
-    expect(await agent.canLock(path)).toBe(false);
+    expect(await agent().canLock(path)).toBe(false);
     await held.release();
     await sleep(100);
     expect(warnings).toHaveLength(1);
@@ -164,12 +155,12 @@ describe('warnAfterMs', () => {
 describe('NODE_DEBUG=native-file-lock', () => {
   async function runDebugFixture(env: NodeJS.ProcessEnv): Promise<{ stderr: string; lockPath: string }> {
     const path = resourceIn(tempDir());
-    const lockPath = await agent.call<string>('lock', { path });
+    const lockPath = await agent().call<string>('lock', { path });
     const child = runNode(fixture('debug-log.mjs'), [path], { env });
     try {
       await child.waitForOutput('waiting');
     } finally {
-      await agent.call('release', { path });
+      await agent().call('release', { path });
     }
     await child.succeeded();
     expect(child.stdout).toContain('done');
