@@ -29,7 +29,29 @@ function project(): string {
   return dir;
 }
 
+/** The lines between `// #region <name>` and `// #endregion` in a file of the repository. */
+function region(file: string, name: string): string {
+  const text = readFileSync(join(root, file), 'utf8');
+  const start = text.indexOf(`// #region ${name}\n`);
+  const end = text.indexOf('// #endregion', start);
+  if (start < 0 || end < 0) throw new Error(`no region '${name}' in ${file}`);
+  return text.slice(start + `// #region ${name}\n`.length, end);
+}
+
+/** The modules a module's import lines import from. */
+const importedFrom = (code: string) => [...code.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]!);
+/** A module without its import lines. */
+const withoutImports = (code: string) => code.split('\n').filter((line) => !line.startsWith('import ')).join('\n').trim();
+
 describe('the README', () => {
+  it('first example is examples/sqlite-workers’ worker code, word for word, importing from the same modules', () => {
+    const worker = 'examples/sqlite-workers/worker.mjs';
+    const first = example('## A first example');
+    expect(withoutImports(first)).toBe(region(worker, "README.md's first example").trim());
+    // The worker imports the library under another name, to wrap withFileLock for its --no-lock run.
+    expect(importedFrom(first)).toEqual(importedFrom(readFileSync(join(root, worker), 'utf8')));
+  });
+
   it('first example runs as written in six processes at once and every task gets its own id', async () => {
     const dir = project();
     const script = join(dir, 'example.mjs');

@@ -1,6 +1,6 @@
 // A pool of worker processes writing one SQLite database in WAL mode.
 //
-//   node examples/sqlite-workers/main.mjs [--no-lock] [--workers 4] [--tasks 50] [--db file]
+//   node examples/sqlite-workers/main.mjs [--no-lock] [--workers 4] [--tasks 50] [--dir folder]
 //
 // With the lock every transaction commits; with --no-lock some fail with SQLITE_BUSY.
 import Database from 'better-sqlite3';
@@ -15,15 +15,17 @@ const { values: options } = parseArgs({
     'no-lock': { type: 'boolean', default: false },
     workers: { type: 'string', default: '4' },
     tasks: { type: 'string', default: '50' },
-    db: { type: 'string' },
+    dir: { type: 'string' },
   },
 });
-const file = options.db ?? join(mkdtempSync(join(tmpdir(), 'sqlite-workers-')), 'tasks.db');
+// The workers run in this folder and write tasks.db there, as README.md's first example does.
+const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'sqlite-workers-'));
+const file = join(dir, 'tasks.db');
 const workers = Number(options.workers);
 const mode = options['no-lock'] ? 'no-lock' : 'lock';
 
 const pool = Array.from({ length: workers }, () =>
-  fork(new URL('./worker.mjs', import.meta.url), [file, options.tasks, mode]),
+  fork(new URL('./worker.mjs', import.meta.url), [options.tasks, mode], { cwd: dir }),
 );
 const message = (child) =>
   new Promise((resolve, reject) => {

@@ -1,21 +1,32 @@
 // One worker process: migrates the schema, then adds tasks, each in a read-then-write
-// transaction. Started by main.mjs with: <database> <tasks> <lock|no-lock>.
+// transaction. Started by main.mjs in the database's folder with: <tasks> <lock|no-lock>.
 import Database from 'better-sqlite3';
-import { withFileLock } from 'native-file-lock';
+import * as nativeFileLock from 'native-file-lock';
 
-const [file, tasks, mode] = process.argv.slice(2);
-const locked = mode === 'lock';
-const db = new Database(file);
+const [tasks, mode] = process.argv.slice(2);
+const report = { ids: [], failures: [] };
 
-// Runs fn under the lock on the database, or bare with --no-lock to show what goes wrong.
-const guarded = (fn) => (locked ? withFileLock(file, fn) : fn());
+// The region below is README.md's first example, word for word. Here its withFileLock also
+// records a failed step instead of ending the process (unlocked, a transaction that loses a race
+// is lost, not retried), and with --no-lock runs the step with no lock at all.
+let steps = 0;
+async function withFileLock(path, fn) {
+  const step = steps++ === 0 ? 'migration' : 'task';
+  try {
+    return await (mode === 'lock' ? nativeFileLock.withFileLock(path, fn) : fn());
+  } catch (error) {
+    report.failures.push({ step, code: error.code ?? error.name, message: error.message });
+  }
+}
 
-// Each step runs once, in order; PRAGMA user_version records how far the database got.
+// #region README.md's first example
+const db = new Database('tasks.db');
+
+// Schema steps, each run once and in order; PRAGMA user_version records how far the database got.
 const migrations = [
   'CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL)',
   'ALTER TABLE tasks ADD COLUMN worker INTEGER',
 ];
-
 const migrate = db.transaction(() => {
   const version = db.pragma('user_version', { simple: true });
   migrations.slice(version).forEach((sql, i) => {
@@ -24,41 +35,32 @@ const migrate = db.transaction(() => {
   });
 });
 
-// A pause between the read and the write, standing in for real work: it widens the
-// window in which another process can write (SQLite then fails this transaction).
-const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+// Setting WAL mode and migrating write too: a writer that starts while a transaction of
+// another process is between its read and its write makes that transaction fail.
+await withFileLock('tasks.db', () => {
+  db.pragma('journal_mode = WAL');
+  migrate();
+});
 
 const addTask = db.transaction((title) => {
   const { next } = db.prepare('SELECT coalesce(max(id), 0) + 1 AS next FROM tasks').get();
-  pause(1);
   db.prepare('INSERT INTO tasks (id, title, worker) VALUES (?, ?, ?)').run(next, title, process.pid);
   return next;
 });
 
-const report = { ids: [], failures: [] };
-// Unlocked, a transaction that loses a race is lost: recorded, not retried.
-const attempt = async (step, fn) => {
-  try {
-    return await guarded(fn);
-  } catch (error) {
-    report.failures.push({ step, code: error.code ?? error.name, message: error.message });
-  }
-};
+// Every process that writes tasks.db does this; tasks.db.lock sits next to it.
+const id = await withFileLock('tasks.db', () => addTask('write the README'));
+// #endregion
 
-// Setting WAL mode and migrating write too: a write outside the lock that lands between
-// a locked transaction's read and its write makes that transaction fail at once.
-await attempt('migration', () => {
-  db.pragma('journal_mode = WAL');
-  migrate();
-});
+if (id !== undefined) report.ids.push(id);
 
 // Wait for the others, so that every worker writes at the same time.
 process.send('ready');
 await new Promise((resolve) => process.once('message', resolve));
 
-for (let i = 0; i < Number(tasks); i++) {
-  const id = await attempt('task', () => addTask(`task ${i} of ${process.pid}`));
-  if (id !== undefined) report.ids.push(id);
+for (let i = 1; i < Number(tasks); i++) {
+  const next = await withFileLock('tasks.db', () => addTask(`task ${i} of ${process.pid}`));
+  if (next !== undefined) report.ids.push(next);
 }
 
 db.close();
