@@ -76,16 +76,16 @@ describe('withFileLock', () => {
   });
 });
 
-describe('lock() and tryLock() handles', () => {
+describe('lock() and tryLock() held locks', () => {
   it('describe the lock file and the resource and report when released', async () => {
     const dir = tempDir();
     const path = resourceIn(dir);
-    const handle = await lock(path);
-    expect(handle.path).toBe(realpathSync(path) + '.lock');
-    expect(handle.resource).toBe(path);
-    expect(handle.released).toBe(false);
-    await handle.release();
-    expect(handle.released).toBe(true);
+    const fileLock = await lock(path);
+    expect(fileLock.path).toBe(realpathSync(path) + '.lock');
+    expect(fileLock.resource).toBe(path);
+    expect(fileLock.released).toBe(false);
+    await fileLock.release();
+    expect(fileLock.released).toBe(true);
   });
 
   it('release is idempotent and a second release does not free a later holder', async () => {
@@ -103,8 +103,8 @@ describe('lock() and tryLock() handles', () => {
   it('await using releases the lock at the end of the block', async () => {
     const path = resourceIn(tempDir());
     {
-      await using handle = await lock(path);
-      expect(handle.released).toBe(false);
+      await using fileLock = await lock(path);
+      expect(fileLock.released).toBe(false);
       expect(await agent.canLock(path)).toBe(false);
     }
     expect(await agent.canLock(path)).toBe(true);
@@ -144,9 +144,9 @@ describe('lock() and tryLock() handles', () => {
     } finally {
       await agent.call('release', { path });
     }
-    const handle = await tryLock(path);
-    expect(handle).toBeDefined();
-    await handle!.release();
+    const fileLock = await tryLock(path);
+    expect(fileLock).toBeDefined();
+    await fileLock!.release();
   });
 
   it('tryLock does not wait even when given a timeout', async () => {
@@ -162,13 +162,13 @@ describe('lock() and tryLock() handles', () => {
   });
 });
 
-describe('what a handle shows', () => {
+describe('what a held lock shows', () => {
   it('has exactly the documented members, and no own properties', async () => {
-    const handle = (await lock(resourceIn(tempDir())))!;
+    const fileLock = (await lock(resourceIn(tempDir())))!;
     try {
-      expect(Reflect.ownKeys(handle)).toEqual([]);
+      expect(Reflect.ownKeys(fileLock)).toEqual([]);
       const members = new Set<PropertyKey>();
-      for (let proto = Object.getPrototypeOf(handle); proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+      for (let proto = Object.getPrototypeOf(fileLock); proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
         for (const key of Reflect.ownKeys(proto)) members.add(key);
       }
       expect(members).toEqual(
@@ -185,41 +185,41 @@ describe('what a handle shows', () => {
           inspect.custom,
         ]),
       );
-      for (const internal of ['entry', 'root', 'outer', 'holds', 'releaseSync', 'releaseQuietly']) expect(internal in handle).toBe(false);
+      for (const internal of ['line', 'root', 'outer', 'holds', 'releaseSync', 'removeLockFile']) expect(internal in fileLock).toBe(false);
     } finally {
-      await handle.release();
+      await fileLock.release();
     }
   });
 
   it('released cannot be set from outside: strict code gets a TypeError, sloppy code is ignored, and release() still unlocks', async () => {
     const path = resourceIn(tempDir());
-    const handle = await lock(path);
+    const fileLock = await lock(path);
     expect(() => {
-      (handle as { released: boolean }).released = true;
+      (fileLock as { released: boolean }).released = true;
     }).toThrow(TypeError);
     // A Function body is sloppy-mode code, as in a plain CommonJS script.
     const sloppy = new Function('h', 'h.released = true; return h.released;') as (h: unknown) => boolean;
-    expect(sloppy(handle)).toBe(false);
-    expect(handle.released).toBe(false);
+    expect(sloppy(fileLock)).toBe(false);
+    expect(fileLock.released).toBe(false);
     expect(await agent.canLock(path)).toBe(false);
-    await handle.release();
-    expect(handle.released).toBe(true);
+    await fileLock.release();
+    expect(fileLock.released).toBe(true);
     expect(await agent.canLock(path)).toBe(true);
   });
 
   it('prints and serialises as { path, resource, shared, released }', async () => {
     const path = resourceIn(tempDir());
-    const handle = await lock(path);
+    const fileLock = await lock(path);
     const shown = { path: realpathSync(path) + '.lock', resource: path, shared: false, released: false };
-    expect(JSON.parse(JSON.stringify(handle))).toEqual(shown);
-    expect(JSON.stringify({ handle })).toBe(JSON.stringify({ handle: shown }));
-    const printed = inspect(handle);
+    expect(JSON.parse(JSON.stringify(fileLock))).toEqual(shown);
+    expect(JSON.stringify({ fileLock })).toBe(JSON.stringify({ fileLock: shown }));
+    const printed = inspect(fileLock);
     expect(printed).toBe(`FileLock ${inspect(shown)}`);
-    expect(inspect([handle], { depth: 0 })).toContain('FileLock');
+    expect(inspect([fileLock], { depth: 0 })).toContain('FileLock');
     expect(printed).not.toMatch(/Circular|External|entry|root/);
-    await handle.release();
-    expect(JSON.parse(JSON.stringify(handle))).toEqual({ ...shown, released: true });
-    expect(inspect(handle)).toContain('released: true');
+    await fileLock.release();
+    expect(JSON.parse(JSON.stringify(fileLock))).toEqual({ ...shown, released: true });
+    expect(inspect(fileLock)).toContain('released: true');
   });
 });
 
@@ -229,10 +229,10 @@ describe('the lock file', () => {
     const path = resourceIn(dir);
     const expected = realpathSync(path) + '.lock';
     expect(existsSync(expected)).toBe(false);
-    const handle = await lock(path);
-    expect(handle.path).toBe(expected);
+    const fileLock = await lock(path);
+    expect(fileLock.path).toBe(expected);
     expect(existsSync(expected)).toBe(true);
-    await handle.release();
+    await fileLock.release();
     expect(existsSync(expected)).toBe(true);
   });
 
@@ -241,10 +241,10 @@ describe('the lock file', () => {
     const real = join(dir, 'real');
     mkdirSync(real);
     symlinkSync(real, join(dir, 'link'));
-    const handle = await lock(join(dir, 'link', 'not-yet'));
-    expect(handle.path).toBe(join(realpathSync(real), 'not-yet.lock'));
+    const fileLock = await lock(join(dir, 'link', 'not-yet'));
+    expect(fileLock.path).toBe(join(realpathSync(real), 'not-yet.lock'));
     expect(existsSync(join(real, 'not-yet'))).toBe(false);
-    await handle.release();
+    await fileLock.release();
   });
 
   it('can be chosen with lockfilePath, whose directory is resolved through symlinks', async () => {
@@ -253,15 +253,15 @@ describe('the lock file', () => {
     const locks = join(dir, 'locks');
     mkdirSync(locks);
     symlinkSync(locks, join(dir, 'locks-link'));
-    const handle = await lock(path, { lockfilePath: join(dir, 'locks-link', 'custom.lock') });
-    expect(handle.path).toBe(join(realpathSync(locks), 'custom.lock'));
-    expect(handle.resource).toBe(path);
+    const fileLock = await lock(path, { lockfilePath: join(dir, 'locks-link', 'custom.lock') });
+    expect(fileLock.path).toBe(join(realpathSync(locks), 'custom.lock'));
+    expect(fileLock.resource).toBe(path);
     expect(existsSync(join(locks, 'custom.lock'))).toBe(true);
     expect(existsSync(path + '.lock')).toBe(false);
     expect(await agent.canLock(path, { lockfilePath: join(locks, 'custom.lock') })).toBe(false);
     // The default lock file of the same resource is a different, free lock.
     expect(await agent.canLock(path)).toBe(true);
-    await handle.release();
+    await fileLock.release();
     expect(await agent.canLock(path, { lockfilePath: join(locks, 'custom.lock') })).toBe(true);
   });
 
@@ -350,7 +350,7 @@ describe('reentrancy', () => {
     expect(seen).toEqual([false, false, true]);
   });
 
-  it('a nested handle that escapes the outer callback keeps the file locked until it is released', async () => {
+  it('a nested held lock that escapes the outer callback keeps the file locked until it is released', async () => {
     const path = resourceIn(tempDir());
     let escaped: Awaited<ReturnType<typeof lock>> | undefined;
     await withFileLock(path, async () => {

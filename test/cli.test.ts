@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { inspect, tryLock } from 'native-file-lock';
 
-import { lockFileOf, Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
+import { isRunning, lockFileOf, Proc, requires, resourceIn, runNode, runSync, skipWithout, sleep, tempDir, waitFor } from './helpers.js';
 import { preloadWith } from './nfs-model/build.mjs';
 import { flockProbe, runFlock } from './peers.js';
 
@@ -399,15 +399,6 @@ describe('native-file-lock doctor', () => {
 /** The exit status of a program run to its end (flock(1) here). */
 function spawnStatus(command: string, args: readonly string[]): number | null {
   return runSync(command, args).status;
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True if this process could take the lock for file right now (released again at once). */

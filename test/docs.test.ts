@@ -110,11 +110,11 @@ describe.each(entries)('%s entry point’s declarations', (_name, entry) => {
     for (const name of ['FileLock', 'FileLockError', 'LockTimeoutError', 'FileLockErrorCode']) {
       expect(tagTexts(doc(name), 'example'), name).toHaveLength(1);
     }
-    const handle = api.checker.getDeclaredTypeOfSymbol(api.exports.get('FileLock')!);
-    const members = handle.getProperties();
+    const fileLock = api.checker.getDeclaredTypeOfSymbol(api.exports.get('FileLock')!);
+    const members = fileLock.getProperties();
     expect(members).toHaveLength(7);
     for (const member of members) expect(docOf(member, api.checker).text, member.name).not.toBe('');
-    const release = docOf(handle.getProperty('release')!, api.checker);
+    const release = docOf(fileLock.getProperty('release')!, api.checker);
     expect(release.text).toContain('UnlockFileEx');
     expect(tagTexts(release, 'throws').join('')).toContain('FileLockError');
     const error = api.checker.getDeclaredTypeOfSymbol(api.exports.get('FileLockError')!);

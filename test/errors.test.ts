@@ -122,9 +122,9 @@ describe('system errors name the path and leave nothing held', () => {
     expect(e.message).toContain(`'${path}.lock'`);
     expect(e.resource).toBe(path);
     mkdirSync(join(dir, 'missing', 'sub'), { recursive: true });
-    const handle = await tryLock(path);
-    expect(handle).toBeDefined();
-    await handle!.release();
+    const fileLock = await tryLock(path);
+    expect(fileLock).toBeDefined();
+    await fileLock!.release();
   });
 
   it('a lockfilePath in a missing directory rejects with ENOENT', async () => {
@@ -168,9 +168,9 @@ describe('system errors name the path and leave nothing held', () => {
     expect(e.resource).toBe(path);
     // Nothing stuck in this process: once the obstacle is gone the lock is free.
     rmdirSync(lockPath);
-    const handle = await tryLock(path);
-    expect(handle).toBeDefined();
-    await handle!.release();
+    const fileLock = await tryLock(path);
+    expect(fileLock).toBeDefined();
+    await fileLock!.release();
   });
 
   it('a lock file that is a symbolic link rejects with ELOOP and an explanation, and is never followed', async () => {
@@ -281,15 +281,15 @@ describe('a read-only file system', () => {
 
   it('locks through a read-only descriptor when the lock file already exists', async () => {
     const path = join(mountPoint, 'existing');
-    const handle = await lock(path);
+    const fileLock = await lock(path);
     try {
-      expect(handle.path).toBe(join(realpathSync(mountPoint), 'existing.lock'));
-      expect(flockProbe(handle.path)).toBe('held');
+      expect(fileLock.path).toBe(join(realpathSync(mountPoint), 'existing.lock'));
+      expect(flockProbe(fileLock.path)).toBe('held');
       expect(await agent.canLock(path)).toBe(false);
     } finally {
-      await handle.release();
+      await fileLock.release();
     }
-    expect(flockProbe(handle.path)).toBe('free');
+    expect(flockProbe(fileLock.path)).toBe('free');
     expect(await agent.canLock(path)).toBe(true);
   });
 });

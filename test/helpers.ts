@@ -320,6 +320,16 @@ export async function workersDone(workers: readonly Worker[]): Promise<void> {
   await Promise.all(workers.map((worker) => worker.terminate()));
 }
 
+/** True while a process with this pid exists (signal 0 tests without sending). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;

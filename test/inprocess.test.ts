@@ -87,21 +87,21 @@ describe('exclusion inside one process', () => {
       Array.from({ length: 30 }, async (_, i) => {
         if (i % 3 === 0) return withFileLock(path, critical);
         if (i % 3 === 1) {
-          const handle = await lock(path);
+          const fileLock = await lock(path);
           try {
             await critical();
           } finally {
-            await handle.release();
+            await fileLock.release();
           }
           return;
         }
-        let handle: FileLock | undefined;
-        while ((handle = await tryLock(path)) === undefined) await sleep(1);
+        let fileLock: FileLock | undefined;
+        while ((fileLock = await tryLock(path)) === undefined) await sleep(1);
         tried++;
         try {
           await critical();
         } finally {
-          await handle.release();
+          await fileLock.release();
         }
       }),
     );
@@ -291,8 +291,8 @@ describe('timeout 0', () => {
   it('takes a free lock', async () => {
     const path = resource();
     await expect(withFileLock(path, () => 'ran', { timeout: 0 })).resolves.toBe('ran');
-    const handle = await lock(path, { timeout: 0 });
-    expect(handle.released).toBe(false);
-    await handle.release();
+    const fileLock = await lock(path, { timeout: 0 });
+    expect(fileLock.released).toBe(false);
+    await fileLock.release();
   });
 });

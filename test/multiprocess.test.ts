@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, agentForFile, fixture, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, tempDir, waitFor, workersDone } from './helpers.js';
+import { Agent, agentForFile, fixture, isRunning, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, tempDir, waitFor, workersDone } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
 const agent = agentForFile();
@@ -169,14 +169,6 @@ describe('a holder that dies', () => {
 describe('a child process spawned while holding the lock', () => {
   // Lists the child's descriptors in /proc; sleep(1) outlives its parent.
   requires('/proc', 'flock(1)');
-  function isSleeping(pid: number): boolean {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  }
 
   it('does not keep our lock after we release it', async () => {
     const path = resourceIn(tempDir());
@@ -187,7 +179,7 @@ describe('a child process spawned while holding the lock', () => {
       expect(openFiles(sleeper.pid!)).toContain('/dev/null');
       expect(openFiles(sleeper.pid!)).not.toContain(held.path);
       await held.release();
-      expect(isSleeping(sleeper.pid!)).toBe(true);
+      expect(isRunning(sleeper.pid!)).toBe(true);
       expect(await agent().canLock(path)).toBe(true);
       // And flock(1), which knows nothing of this library, agrees.
       expect(flockProbe(held.path)).toBe('free');
@@ -202,18 +194,18 @@ describe('a child process spawned while holding the lock', () => {
     const lockPath = await holder.call<string>('lock', { path });
     const sleeperPid = await holder.call<number>('spawnSleep');
     try {
-      expect(isSleeping(sleeperPid)).toBe(true);
+      expect(isRunning(sleeperPid)).toBe(true);
       expect(openFiles(sleeperPid)).toContain('/dev/null');
       expect(openFiles(sleeperPid)).not.toContain(lockPath);
       expect(await agent().canLock(path)).toBe(false);
       holder.kill('SIGKILL');
       await holder.proc.exited;
       // The sleeper outlives its parent; had it inherited the descriptor, the lock would stay held.
-      expect(isSleeping(sleeperPid)).toBe(true);
+      expect(isRunning(sleeperPid)).toBe(true);
       await waitFor(() => agent().canLock(path), 'the lock to be free after its holder was killed', 5_000);
-      const handle = await tryLock(path);
-      expect(handle).toBeDefined();
-      await handle!.release();
+      const fileLock = await tryLock(path);
+      expect(fileLock).toBeDefined();
+      await fileLock!.release();
     } finally {
       process.kill(sleeperPid, 'SIGKILL');
     }
@@ -265,9 +257,9 @@ describe('symbolic links', () => {
     await agent().call('lock', { path: viaLink });
     await expect(tryLock(path)).resolves.toBeUndefined();
     await agent().call('release', { path: viaLink });
-    const handle = await tryLock(path);
-    expect(handle).toBeDefined();
-    await handle!.release();
+    const fileLock = await tryLock(path);
+    expect(fileLock).toBeDefined();
+    await fileLock!.release();
   });
 
   it('a resource that does not exist yet, named through a symlinked directory and directly, shares one lock', async () => {

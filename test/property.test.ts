@@ -94,10 +94,10 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
     if (ms > 0) await sleep(ms);
   }
 
-  function checkHandle(handle: FileLock, p: PathIndex, who: string): void {
-    if (handle.resource !== PATHS[p]) violations.push(`${who}: resource ${handle.resource}`);
-    if (handle.path !== PATHS[p] + '.lock') violations.push(`${who}: lock path ${handle.path}`);
-    if (handle.released) violations.push(`${who}: a fresh lock says it is released`);
+  function checkFileLock(fileLock: FileLock, p: PathIndex, who: string): void {
+    if (fileLock.resource !== PATHS[p]) violations.push(`${who}: resource ${fileLock.resource}`);
+    if (fileLock.path !== PATHS[p] + '.lock') violations.push(`${who}: lock path ${fileLock.path}`);
+    if (fileLock.released) violations.push(`${who}: a fresh lock says it is released`);
   }
 
   /**
@@ -133,16 +133,16 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
     return settledDone;
   }
 
-  async function holdAndRelease(handle: FileLock, p: PathIndex, ms: number, how: Release, who: string): Promise<void> {
+  async function holdAndRelease(fileLock: FileLock, p: PathIndex, ms: number, how: Release, who: string): Promise<void> {
     await inside(ms);
     leave(p);
-    if (how === 'release') await handle.release();
+    if (how === 'release') await fileLock.release();
     else if (how === 'release-twice') {
-      await handle.release();
-      await handle.release();
-    } else if (how === 'async-dispose') await handle[Symbol.asyncDispose]();
-    else handle[Symbol.dispose]();
-    if (!handle.released) violations.push(`${who}: released is still false after ${how}`);
+      await fileLock.release();
+      await fileLock.release();
+    } else if (how === 'async-dispose') await fileLock[Symbol.asyncDispose]();
+    else fileLock[Symbol.dispose]();
+    if (!fileLock.released) violations.push(`${who}: released is still false after ${how}`);
   }
 
   async function run(o: Op, i: number): Promise<Outcome> {
@@ -150,16 +150,16 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
     const request = nextRequest++;
     switch (o.kind) {
       case 'lock': {
-        const handle = await lock(PATHS[o.path]);
+        const fileLock = await lock(PATHS[o.path]);
         enter(o.path, request, who);
-        checkHandle(handle, o.path, who);
-        await holdAndRelease(handle, o.path, o.hold, o.release, who);
+        checkFileLock(fileLock, o.path, who);
+        await holdAndRelease(fileLock, o.path, o.hold, o.release, who);
         return { granted: true, how: 'lock' };
       }
       case 'timeout': {
-        let handle: FileLock;
+        let fileLock: FileLock;
         try {
-          handle = await lock(PATHS[o.path], { timeout: o.timeout });
+          fileLock = await lock(PATHS[o.path], { timeout: o.timeout });
         } catch (error) {
           if (!(error instanceof LockTimeoutError) || error.code !== 'ELOCKTIMEOUT' || error.path !== PATHS[o.path] + '.lock') {
             violations.push(`${who}: rejected with ${String(error)} instead of a LockTimeoutError`);
@@ -167,8 +167,8 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
           return { granted: false, how: 'timed out' };
         }
         enter(o.path, request, who);
-        checkHandle(handle, o.path, who);
-        await holdAndRelease(handle, o.path, o.hold, 'release', who);
+        checkFileLock(fileLock, o.path, who);
+        await holdAndRelease(fileLock, o.path, o.hold, 'release', who);
         return { granted: true, how: 'lock within timeout' };
       }
       case 'abort': {
@@ -176,9 +176,9 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
         const reason = new Error(`abort of ${who}`);
         if (o.abortAfter === 'already') controller.abort(reason);
         const timer = o.abortAfter === 'already' ? undefined : setTimeout(() => controller.abort(reason), o.abortAfter);
-        let handle: FileLock;
+        let fileLock: FileLock;
         try {
-          handle = await lock(PATHS[o.path], { signal: controller.signal });
+          fileLock = await lock(PATHS[o.path], { signal: controller.signal });
         } catch (error) {
           if (error !== reason) violations.push(`${who}: rejected with ${String(error)} instead of the abort reason`);
           return { granted: false, how: 'aborted' };
@@ -187,16 +187,16 @@ async function runScenario(ops: Op[], { lock, tryLock, withFileLock }: Api = lib
         }
         if (o.abortAfter === 'already') violations.push(`${who}: granted although the signal was already aborted`);
         enter(o.path, request, who);
-        checkHandle(handle, o.path, who);
-        await holdAndRelease(handle, o.path, o.hold, 'release', who);
+        checkFileLock(fileLock, o.path, who);
+        await holdAndRelease(fileLock, o.path, o.hold, 'release', who);
         return { granted: true, how: 'lock before abort' };
       }
       case 'try': {
-        const handle = await tryLock(PATHS[o.path]);
-        if (handle === undefined) return { granted: false, how: 'busy' };
+        const fileLock = await tryLock(PATHS[o.path]);
+        if (fileLock === undefined) return { granted: false, how: 'busy' };
         enter(o.path, request, who);
-        checkHandle(handle, o.path, who);
-        await holdAndRelease(handle, o.path, o.hold, 'release', who);
+        checkFileLock(fileLock, o.path, who);
+        await holdAndRelease(fileLock, o.path, o.hold, 'release', who);
         return { granted: true, how: 'tryLock' };
       }
       case 'with': {
@@ -302,22 +302,22 @@ describe('the in-process lock under random interleavings', () => {
 
   it('reports overlapping holders, served-out-of-order waiters and calls that never settle when a lock has those faults', async () => {
     // Deliberately broken stand-ins, to show that the checks above can fail.
-    const fakeHandle = (lockPath: unknown): FileLock => {
+    const fakeFileLock = (lockPath: unknown): FileLock => {
       const path = String(lockPath);
-      const handle = {
+      const fileLock = {
         path: path + '.lock',
         resource: path,
         shared: false,
         released: false,
-        release: async () => void (handle.released = true),
-        [Symbol.asyncDispose]: async () => void (handle.released = true),
-        [Symbol.dispose]: () => void (handle.released = true),
+        release: async () => void (fileLock.released = true),
+        [Symbol.asyncDispose]: async () => void (fileLock.released = true),
+        [Symbol.dispose]: () => void (fileLock.released = true),
       };
-      return handle;
+      return fileLock;
     };
     const excludesNobody: Api = {
-      lock: async (path) => fakeHandle(path),
-      tryLock: async (path) => fakeHandle(path),
+      lock: async (path) => fakeFileLock(path),
+      tryLock: async (path) => fakeFileLock(path),
       withFileLock: async (_path, fn) => await fn(),
     } as Api;
     const overlapping = await runScenario(
@@ -336,14 +336,14 @@ describe('the in-process lock under random interleavings', () => {
       lock: async (path) => {
         if (busy) await new Promise<void>((resolve) => stack.push(resolve));
         busy = true;
-        const handle = fakeHandle(path);
-        handle.release = async () => {
-          (handle as { released: boolean }).released = true;
+        const fileLock = fakeFileLock(path);
+        fileLock.release = async () => {
+          (fileLock as { released: boolean }).released = true;
           const next = stack.pop();
           if (next) next();
           else busy = false;
         };
-        return handle;
+        return fileLock;
       },
       tryLock: async (path) => (busy ? undefined : lifo.lock(path)),
       withFileLock: async () => {

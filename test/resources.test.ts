@@ -49,9 +49,9 @@ describe('descriptors', () => {
     for (let i = 0; i < 1_000; i++) await withFileLock(path, () => i);
     for (let i = 0; i < 1_000; i++) await (await lock(path)).release();
     for (let i = 0; i < 1_000; i++) {
-      const handle = await tryLock(path);
-      expect(handle).toBeDefined();
-      await handle!.release();
+      const fileLock = await tryLock(path);
+      expect(fileLock).toBeDefined();
+      await fileLock!.release();
     }
     // Contended in-process: fifty callers at a time, twenty rounds.
     for (let round = 0; round < 20; round++) {

@@ -29,7 +29,7 @@ describe('the published types', () => {
     expectTypeOf(() => withFileLock('x', () => Promise.resolve({ ok: true as const }))).returns.toEqualTypeOf<Promise<{ ok: true }>>();
   });
 
-  it('lock and tryLock return handles that can be disposed', () => {
+  it('lock and tryLock return held locks that can be disposed', () => {
     expectTypeOf(lock).returns.toEqualTypeOf<Promise<FileLock>>();
     expectTypeOf(tryLock).returns.toEqualTypeOf<Promise<FileLock | undefined>>();
     expectTypeOf<FileLock>().toHaveProperty('release').returns.toEqualTypeOf<Promise<void>>();
@@ -38,11 +38,11 @@ describe('the published types', () => {
     expectTypeOf<FileLock['path']>().toEqualTypeOf<string>();
   });
 
-  it('a handle declares exactly its documented members, all of them read-only', () => {
+  it('a held lock declares exactly its documented members, all of them read-only', () => {
     expectTypeOf<keyof FileLock>().toEqualTypeOf<'path' | 'resource' | 'shared' | 'released' | 'release' | typeof Symbol.asyncDispose | typeof Symbol.dispose>();
-    const assignReleased = (handle: FileLock) => {
+    const assignReleased = (fileLock: FileLock) => {
       // @ts-expect-error released is read-only
-      handle.released = true;
+      fileLock.released = true;
     };
     expectTypeOf(assignReleased).toBeFunction();
   });
