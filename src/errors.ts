@@ -6,7 +6,11 @@ import { getSystemErrorMap, getSystemErrorName } from 'node:util';
  * - `'ELOCKUNSUPPORTED'`: the file system cannot lock (`flock` answered
  *   `ENOLCK`, `EOPNOTSUPP`, `ENOSYS` or `EINVAL`); the library fails closed.
  * - `'EDEADLK'`: a wait for a lock this thread holds, with nothing left in the
- *   thread that could release it.
+ *   thread that could release it; a synchronous call that would block on a
+ *   lock this thread holds or waits for; an exclusive call inside a shared
+ *   hold of the same lock (`flock` cannot upgrade atomically).
+ * - `'ENOTSUP'`: `steal: true` in a lock manager request; a kernel lock
+ *   cannot be taken from the process holding it.
  *
  * Any other string is a system error's libuv name, the same on POSIX and
  * Windows: `'ENOENT'`, `'ENOTDIR'`, `'EACCES'`, `'EPERM'`, `'EROFS'`,

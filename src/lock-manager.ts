@@ -32,7 +32,9 @@ export interface LockManagerRequestOptions {
 
 /** lib.dom's `Lock`: what the callback of a granted request receives. */
 export interface LockManagerLock {
+  /** The name requested. */
   readonly name: string;
+  /** The mode granted, as requested. */
   readonly mode: LockManagerMode;
 }
 
@@ -41,7 +43,9 @@ export type LockManagerCallback<T> = (lock: LockManagerLock | null) => T;
 
 /** lib.dom's `LockInfo`: one entry of {@link LockManagerQueryResult}. */
 export interface LockManagerLockInfo {
+  /** The lock's name (always given here; optional in lib.dom's shape). */
   name?: string;
+  /** `'exclusive'` or `'shared'`; absent for another process's wait, whose mode `/proc/locks` does not say. */
   mode?: LockManagerMode;
   /**
    * Who holds or waits: `node-<pid>-<threadId>` for this thread (the form of
@@ -53,7 +57,9 @@ export interface LockManagerLockInfo {
 
 /** lib.dom's `LockManagerSnapshot`: what {@link FileLockManager.query} resolves to. */
 export interface LockManagerQueryResult {
+  /** The locks held: this thread's, and other holders of the lock files in `dir`. */
   held?: LockManagerLockInfo[];
+  /** The requests waiting: this thread's, and (Linux only) other processes blocked on a lock file in `dir`. */
   pending?: LockManagerLockInfo[];
 }
 
@@ -61,8 +67,15 @@ export interface LockManagerQueryResult {
 export interface FileLockManager {
   /** The directory holding the lock files, absolute. */
   readonly dir: string;
+  /**
+   * Waits for the lock `name` (the lock file `<dir>/<encoded name>.lock`),
+   * calls `callback` with `{ name, mode }` (or `null` with `ifAvailable` when
+   * busy), releases the lock when the callback's promise settles, and
+   * resolves with its value or rejects with its error.
+   */
   request<T>(name: string, callback: LockManagerCallback<T>): Promise<Awaited<T>>;
   request<T>(name: string, options: LockManagerRequestOptions, callback: LockManagerCallback<T>): Promise<Awaited<T>>;
+  /** A snapshot of the held and pending locks: this thread's exactly, other processes' as `inspect` finds them. */
   query(): Promise<LockManagerQueryResult>;
 }
 

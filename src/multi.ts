@@ -19,8 +19,11 @@ export type { FileLocks } from './held-locks.js';
  * ```
  */
 export interface LockEntry {
+  /** The resource to protect, as `lock`'s `path`. */
   path: LockPath;
+  /** This path's own lock file instead of `<canonical path>.lock`, as `LockOptions.lockfilePath`. */
   lockfilePath?: LockPath;
+  /** A shared lock for this path; where several entries name one lock file, shared only if every one asks for it. Default `false`. */
   shared?: boolean;
 }
 
