@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
 import properLockfile from 'proper-lockfile';
 
-import { Agent, fdCount, missing, openFiles, rejection, requires, tempDir, resourceIn } from './helpers.js';
+import { Agent, fdCount, lockFileOf, missing, openFiles, rejection, requires, resourceIn, skipWithout, tempDir } from './helpers.js';
 import { flockProbe } from './peers.js';
 
 let agent: Agent;
@@ -168,6 +168,19 @@ describe('system errors name the path and leave nothing held', () => {
     expect(e.resource).toBe(path);
     // Nothing stuck in this process: once the obstacle is gone the lock is free.
     rmdirSync(lockPath);
+    const fileLock = await tryLock(path);
+    expect(fileLock).toBeDefined();
+    await fileLock!.release();
+  });
+
+  it('a FIFO at the lock path rejects with EFTYPE at once instead of blocking on the open', async (ctx) => {
+    skipWithout(ctx, 'posix');
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const lockPath = lockFileOf(path);
+    execFileSync('mkfifo', [lockPath]);
+    await expectCodedError(() => lock(path, { timeout: 1000 }), 'EFTYPE', lockPath, /not a regular file/);
+    unlinkSync(lockPath);
     const fileLock = await tryLock(path);
     expect(fileLock).toBeDefined();
     await fileLock!.release();
