@@ -44,7 +44,7 @@ function summarize(fds) {
 }
 
 const initial = sample();
-// Warm up first, so "before" already has the JIT code, the registry entry and
+// Warm up first, so "before" already has the JIT code, the line, the slot and
 // the lock file's descriptor that the loop reuses.
 for (let i = 0; i < 5000; i++) await run(a.path, noop);
 const before = sample();
