@@ -339,6 +339,13 @@ describe('README.md’s Command line section', () => {
     expect(sorted(fromTable)).toEqual(sorted(flagsIn(options)));
   });
 
+  it('has every exit status `--help` names in its exit status table', () => {
+    const statuses = [...help.stdout.slice(help.stdout.indexOf('\nExit status')).matchAll(/\b(\d+)\b/g)].map((m) => m[1]!);
+    expect(statuses).toContain('64');
+    const rows = table(cliSection, 'Status');
+    for (const status of statuses) expect(rows, `exit status ${status}`).toMatch(new RegExp(`\\b${status}\\b`));
+  });
+
   it('shows every form and flag of the usage lines of `--help` in its usage block', () => {
     expect(usageBlock).not.toBe('');
     for (const flag of flagsIn(usage)) expect(flagsIn(usageBlock), flag).toContain(flag);
