@@ -118,6 +118,16 @@ export function lockSync(path: LockPath, options?: SyncLockOptions): SyncFileLoc
  * @param options - {@link SyncLockOptions}: `lockfilePath`, `shared`, `removeLockFile`.
  * @returns The held lock, a {@link SyncFileLock}, or `undefined` when the lock is busy.
  * @throws As {@link tryLock}, and a `TypeError` (`ERR_INVALID_ARG_VALUE`) for `options.signal`.
+ * @example
+ * ```ts
+ * const held = tryLockSync('cron.job');
+ * if (held === undefined) process.exit(75); // another run still holds it
+ * try {
+ *   runJob();
+ * } finally {
+ *   held.release();
+ * }
+ * ```
  */
 export function tryLockSync(path: LockPath, options?: SyncLockOptions): SyncFileLock | undefined {
   const held = holdSync(path, options, false);
