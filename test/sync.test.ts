@@ -157,7 +157,7 @@ describe('the published types', () => {
 
 describe('options and errors', () => {
   describe.each(entryPoints)('%s', (_name, call) => {
-    it('refuses a signal with a TypeError saying that no event loop could deliver the abort', async () => {
+    it('refuses a signal, onWait and onWaitAfterMs with a TypeError saying why a blocked thread cannot use them', async () => {
       const path = resourceIn(tempDir());
       for (const signal of [new AbortController().signal, AbortSignal.abort()]) {
         const error = thrown(() => call(path, { signal }));
@@ -166,9 +166,11 @@ describe('options and errors', () => {
         expect((error as Error).message).toMatch(/options\.signal/);
         expect((error as Error).message).toMatch(/event loop/);
       }
-      const error = thrown(() => call(path, { onWait: () => {} }));
-      expect(error).toBeInstanceOf(TypeError);
-      expect(error).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/options\.onWait/) });
+      for (const [name, value] of [['onWait', () => {}], ['onWaitAfterMs', 100]] as const) {
+        const error = thrown(() => call(path, { [name]: value }));
+        expect(error).toBeInstanceOf(TypeError);
+        expect(error).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(new RegExp(`options\\.${name} is not supported`)) });
+      }
       expect(await agent().canLock(path)).toBe(true);
     });
 
