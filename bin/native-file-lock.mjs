@@ -388,6 +388,8 @@ function fileSystemOf(dir) {
     const st = statfsSync(dir);
     info.magic = '0x' + (st.type >>> 0).toString(16);
     if (process.platform === 'linux') info.type = FS_MAGIC.get(st.type >>> 0) ?? `unknown (statfs type ${info.magic})`;
+    // libuv's statfs on Windows (GetDiskFreeSpaceW) always gives type 0: it says nothing.
+    else if (process.platform === 'win32') info.type = 'unknown (Windows gives Node no file system type)';
     else info.type = `statfs type ${info.magic}`;
   } catch (error) {
     info.type = `unknown (${error.code ?? error.message})`;
@@ -399,6 +401,13 @@ function fileSystemOf(dir) {
       info.source = mount.source;
       // mountinfo names FUSE subtypes and NFS versions (fuse.sshfs, nfs4).
       if (!info.type.startsWith('unknown') || mount.type) info.type = mount.type || info.type;
+    }
+  } else if (process.platform === 'win32') {
+    // A UNC path (\\server\share\...) is a network (SMB) share; a mapped drive letter cannot be told apart here.
+    const unc = /^\\\\(?![?.]\\)([^\\]+)\\([^\\]+)/.exec(dir) ?? /^\\\\[?.]\\UNC\\([^\\]+)\\([^\\]+)/i.exec(dir);
+    if (unc) {
+      info.type = 'smb (a UNC path)';
+      info.source = `\\\\${unc[1]}\\${unc[2]}`;
     }
   } else if (process.platform === 'darwin') {
     const out = spawnSync('/sbin/mount', [], { encoding: 'utf8' });
