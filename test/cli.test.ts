@@ -251,9 +251,10 @@ describe('the CLI while it waits', () => {
 });
 
 describe('the CLI reports errors with flock(1)\'s exit codes', () => {
-  it('exits 64 with a usage message for missing arguments, unknown options and bad values', async () => {
+  it("exits 64 with a usage message for missing arguments, unknown options, bad values and flock(1)'s descriptor forms (-u, a descriptor number)", async () => {
     const file = resourceIn(tempDir());
-    for (const args of [[], [file], ['--bogus', file, 'true'], ['-w', 'soon', file, 'true'], ['-E', '300', file, 'true'], [file, '-c']]) {
+    const usageErrors = [[], [file], ['--bogus', file, 'true'], ['-w', 'soon', file, 'true'], ['-E', '300', file, 'true'], [file, '-c'], ['-u', file], ['--unlock', file], ['3']];
+    for (const args of usageErrors) {
       const out = await run(args);
       expect(out.code, args.join(' ')).toBe(64);
       expect(out.stderr).toMatch(/native-file-lock: .+\nTry 'native-file-lock --help'/);
