@@ -12,11 +12,14 @@
 //   --skip=a,b         contenders to leave out: c, ours, sync, fsne, plf
 //   --chart            also write bench/chart.svg in quick mode (a full run
 //                      that includes scaling always does)
+//   --baseline=DIR     also run another build of this library (a checkout
+//                      with its dist/ and addon built) as contender `base` in
+//                      the uncontended scenario: the cost of a change, before/after
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdirSync, mkdtempSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Child, killAll } from './lib/child.mjs';
@@ -31,12 +34,13 @@ const SCENARIOS = ['uncontended', 'contended', 'handoff', 'scaling', 'sqlite', '
 const LABELS = { c: 'C flock (the limit)', ours: 'native-file-lock', sync: 'native-file-lock withFileLockSync', fsne: 'fs-native-extensions', plf: 'proper-lockfile' };
 
 function parseArgs(argv) {
-  const opts = { quick: false, only: SCENARIOS, skip: [], chart: false };
+  const opts = { quick: false, only: SCENARIOS, skip: [], chart: false, baseline: undefined };
   for (const a of argv) {
     if (a === '--quick') opts.quick = true;
     else if (a === '--chart') opts.chart = true;
     else if (a.startsWith('--only=')) opts.only = a.slice(7).split(',').filter(Boolean);
     else if (a.startsWith('--skip=')) opts.skip = a.slice(7).split(',').filter(Boolean);
+    else if (a.startsWith('--baseline=')) opts.baseline = baselineOf(a.slice(11));
     else if (a === '--help' || a === '-h') {
       console.log(readHeader());
       process.exit(0);
@@ -47,8 +51,27 @@ function parseArgs(argv) {
   return opts;
 }
 
+/** A checkout of this library to measure against: its folder and a label naming its commit. */
+function baselineOf(dir) {
+  const folder = resolve(dir);
+  let name;
+  try {
+    name = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')).name;
+  } catch (error) {
+    throw new Error(`--baseline: cannot read ${join(folder, 'package.json')}: ${error.message}`);
+  }
+  if (name !== 'native-file-lock') throw new Error(`--baseline: ${folder} holds '${name}', not native-file-lock`);
+  let commit = '';
+  try {
+    commit = execFileSync('git', ['-C', folder, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // Not a git checkout: the folder names it.
+  }
+  return { folder, label: `native-file-lock at ${commit || folder}` };
+}
+
 function readHeader() {
-  return 'usage: node bench/run.mjs [--quick] [--only=scenario,...] [--skip=contender,...] [--chart]\n' + `scenarios: ${SCENARIOS.join(', ')}\ncontenders: ${Object.keys(LABELS).join(', ')}`;
+  return 'usage: node bench/run.mjs [--quick] [--only=scenario,...] [--skip=contender,...] [--chart] [--baseline=DIR]\n' + `scenarios: ${SCENARIOS.join(', ')}\ncontenders: ${Object.keys(LABELS).join(', ')}`;
 }
 
 function newestMtime(dir) {
@@ -124,18 +147,20 @@ function gitState() {
 
 function makeContext(opts, cBin, tmpRoot) {
   const timeoutMs = opts.quick ? 60_000 : 300_000;
+  // Workers load the baseline (contender `base`) from this folder.
+  const childEnv = opts.baseline ? { ...process.env, NFL_BENCH_BASELINE: opts.baseline.folder } : process.env;
   let n = 0;
   return {
     quick: opts.quick,
-    label: (name) => LABELS[name] ?? name,
-    contenders: (names) => names.filter((x) => !opts.skip.includes(x) && (x !== 'c' || cBin !== undefined)),
+    label: (name) => (name === 'base' ? opts.baseline.label : (LABELS[name] ?? name)),
+    contenders: (names) => names.filter((x) => !opts.skip.includes(x) && (x !== 'c' || cBin !== undefined) && (x !== 'base' || opts.baseline !== undefined)),
     rotate: (names, r) => names.map((_, i) => names[(i + r) % names.length]),
     dir: (name) => {
       const d = join(tmpRoot, `${String(++n).padStart(4, '0')}-${name}`);
       mkdirSync(d, { recursive: true });
       return d;
     },
-    node: (script, argv, label, { nodeArgs = [] } = {}) => new Child(process.execPath, [...nodeArgs, join(BENCH, 'workers', script), ...argv], { label, timeoutMs, cwd: ROOT }),
+    node: (script, argv, label, { nodeArgs = [] } = {}) => new Child(process.execPath, [...nodeArgs, join(BENCH, 'workers', script), ...argv], { label, timeoutMs, cwd: ROOT, env: childEnv }),
     c: (argv, label) => new Child(cBin, argv, { label, timeoutMs, cwd: ROOT }),
   };
 }

@@ -224,15 +224,15 @@ function waitSync(line: Line, options: ValidOptions, resource: string): Result {
 }
 
 /** Options a blocked thread cannot honour, and why: refused rather than ignored. */
-const NOT_SYNC: Record<string, string> = {
+const NOT_SYNC: readonly (readonly [string, string])[] = Object.entries({
   signal: 'the thread is blocked while it waits, so there is no event loop to deliver an abort; use options.timeout, or lock() with a signal',
   onWait: 'no JavaScript runs on the thread while it waits; use options.timeout, or lock() with onWait',
   onWaitAfterMs: 'no JavaScript runs on the thread while it waits, so onWait is never called; use options.timeout, or lock() with onWait',
-};
+});
 
 function validateSyncOptions(options: unknown): ValidOptions {
   if (options !== null && typeof options === 'object') {
-    for (const [name, why] of Object.entries(NOT_SYNC)) {
+    for (const [name, why] of NOT_SYNC) {
       if ((options as Record<string, unknown>)[name] !== undefined) {
         throw Object.assign(new TypeError(`options.${name} is not supported by the synchronous calls: ${why}`), { code: 'ERR_INVALID_ARG_VALUE' });
       }

@@ -20,8 +20,10 @@ async function loadOurs() {
 
 export async function loadContender(name, options = {}) {
   switch (name) {
-    case 'ours': {
-      const { withFileLock, lock } = await loadOurs();
+    case 'ours':
+    case 'base': {
+      // base: another build of this library (bench --baseline=DIR), through its CommonJS entry.
+      const { withFileLock, lock } = name === 'base' ? require(process.env.NFL_BENCH_BASELINE) : await loadOurs();
       return {
         run: (path, fn) => withFileLock(path, fn),
         acquire: async (path) => {

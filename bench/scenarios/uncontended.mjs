@@ -9,9 +9,9 @@ export const title = 'Uncontended cycle';
 
 export async function run(ctx) {
   const rounds = ctx.quick ? 4 : 9;
-  const cycles = ctx.quick ? { c: 50000, ours: 30000, sync: 30000, fsne: 1500, plf: 150 } : { c: 200000, ours: 100000, sync: 100000, fsne: 10000, plf: 1000 };
-  // sync: withFileLockSync, next to ours (withFileLock).
-  const names = ctx.contenders(['c', 'ours', 'sync', 'fsne', 'plf']);
+  const cycles = ctx.quick ? { c: 50000, ours: 30000, base: 30000, sync: 30000, fsne: 1500, plf: 150 } : { c: 200000, ours: 100000, base: 100000, sync: 100000, fsne: 10000, plf: 1000 };
+  // sync: withFileLockSync, next to ours (withFileLock); base: another build of ours (--baseline).
+  const names = ctx.contenders(['c', 'ours', 'base', 'sync', 'fsne', 'plf']);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const resource = {};
   for (const n of names) {
@@ -34,6 +34,7 @@ export async function run(ctx) {
     syncOverOurs: pairedRatio(samples.sync, samples.ours),
     fsneOverOurs: pairedRatio(samples.fsne, samples.ours),
     plfOverOurs: pairedRatio(samples.plf, samples.ours),
+    oursOverBase: samples.base ? pairedRatio(samples.ours, samples.base) : undefined,
   };
 
   heading(`1. ${title} (${rounds} rounds, alternating; µs per lock+unlock cycle; ratios are medians of per-round ratios)`);
@@ -42,5 +43,6 @@ export async function run(ctx) {
     names.map((n) => [ctx.label(n), cycles[n], fmt(med[n], 3), fmt(min(samples[n]), 3), fmt(max(samples[n]), 3), ratioText(pairedRatio(samples[n], samples.ours)), ratioText(pairedRatio(samples[n], samples.c))]),
   );
   console.log(`  ours/C ${ratioText(ratios.oursOverC)}   withFileLockSync/withFileLock ${ratioText(ratios.syncOverOurs)}   fs-native-extensions/ours ${ratioText(ratios.fsneOverOurs)}   proper-lockfile/ours ${ratioText(ratios.plfOverOurs)}`);
+  if (samples.base) console.log(`  ours/${ctx.label('base')} ${ratioText(ratios.oursOverBase)} (this build's cycle over the baseline's)`);
   return { rounds, cycles, samples, medianUs: med, ratios };
 }
