@@ -101,6 +101,33 @@ describe('the soak audit', () => {
   });
 });
 
+describe('the soak driver', () => {
+  requires('/proc', 'flock(1)');
+  it('ends with a problem named, instead of waiting forever, when its workers die before they are ready', async () => {
+    // NFL_SOAK_TEST_WORKER_EXIT makes every worker exit with that code before it says it is ready.
+    const args = [driver, '--duration', '1', '--processes', '4', '--max-duration', '5'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NFL_SOAK_TEST_WORKER_EXIT: '7' } });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.resume();
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(null);
+      }, 60_000);
+      child.once('close', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    expect(code).toBe(1);
+    const line = stdout.split('\n').find((l) => l.startsWith('SOAK_RESULT '));
+    const result = JSON.parse(line!.slice('SOAK_RESULT '.length)) as SoakResult;
+    expect(result.problems.join('\n')).toMatch(/exited on its own: \{"code":7/);
+    expect(result.problems.join('\n')).toMatch(/stopped starting workers/);
+  }, 90_000);
+});
+
 // nfs: the NFS model (test/nfs-model/), flock emulated with whole-file OFD record locks.
 describe.each(['flock', 'fcntl', 'nfs'] as const)('the soak with %s locks', (lockKind) => {
   // The driver counts descriptors in /proc and checks the lock with flock(1) or Python's lockf.

@@ -122,6 +122,8 @@ export async function runSoak({
   const instances = new Map();
   let nextId = 0;
   let stopping = false;
+  let selfExits = 0;
+  let gaveUp = false;
   const problems = [];
 
   function spawnWorker() {
@@ -130,7 +132,9 @@ export async function runSoak({
     const inst = { id, child, pid: child.pid, ready: false, killedAt: undefined, baseline: undefined, exit: undefined, stderr: '' };
     child.stderr.setEncoding('utf8').on('data', (chunk) => (inst.stderr += chunk));
     inst.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve((inst.exit = { code, signal }))));
+    // Settles when the worker is ready or has exited, whichever comes first.
     inst.readyPromise = new Promise((resolve) => {
+      inst.exited.then(resolve);
       child.on('message', (message) => {
         if (message?.type === 'ready') {
           // The baseline is taken before the first lock: every descriptor
@@ -146,8 +150,15 @@ export async function runSoak({
       });
     });
     inst.exited.then(() => {
-      if (inst.killedAt === undefined && !stopping) problems.push(`worker ${id} (pid ${inst.pid}) exited on its own: ${JSON.stringify(inst.exit)} ${inst.stderr}`);
-      if (!stopping) spawnWorker();
+      if (inst.killedAt === undefined && !stopping) {
+        problems.push(`worker ${id} (pid ${inst.pid}) exited on its own: ${JSON.stringify(inst.exit)} ${inst.stderr}`);
+        // Workers that keep dying (a broken build) would be replaced forever.
+        if (++selfExits === processes && !gaveUp) {
+          gaveUp = true;
+          problems.push(`stopped starting workers: ${selfExits} exited on their own`);
+        }
+      }
+      if (!stopping && !gaveUp) spawnWorker();
     });
     instances.set(id, inst);
     return inst;
@@ -169,7 +180,7 @@ export async function runSoak({
     ...(holderKills < minHolderKills ? [`${holderKills} of ${minHolderKills} kills inside the critical section`] : []),
     ...(sections() < minSections ? [`${sections()} of ${minSections} critical sections`] : []),
   ];
-  while (Date.now() < hardDeadline && (Date.now() < deadline || shortOf().length > 0)) {
+  while (!gaveUp && Date.now() < hardDeadline && (Date.now() < deadline || shortOf().length > 0)) {
     await sleep(40 + rand(160));
     const live = [...instances.values()].filter((inst) => inst.ready && inst.exit === undefined && inst.killedAt === undefined);
     if (live.length === 0) continue;
@@ -192,16 +203,22 @@ export async function runSoak({
   // spawned = processes + kills.
   await Promise.all([...instances.values()].filter((inst) => inst.killedAt !== undefined).map((inst) => inst.exited));
   stopping = true;
-  const survivors = [...instances.values()].filter((inst) => inst.killedAt === undefined);
+  await Promise.all([...instances.values()].map((inst) => inst.readyPromise));
+  // Workers still running and ready; one that exited on its own is a problem already.
+  const running = [...instances.values()].filter((inst) => inst.killedAt === undefined && inst.ready && inst.exit === undefined);
   await Promise.all(
-    survivors.map(async (inst) => {
-      await inst.readyPromise;
-      await new Promise((resolve) => {
-        inst.onPaused = resolve;
-        inst.child.send('pause');
-      });
-    }),
+    running.map((inst) =>
+      Promise.race([
+        inst.exited,
+        new Promise((resolve) => {
+          inst.onPaused = resolve;
+          inst.child.send('pause');
+        }),
+      ]),
+    ),
   );
+  const survivors = running.filter((inst) => inst.exit === undefined);
+  for (const inst of running) if (inst.exit !== undefined) problems.push(`worker ${inst.id} (pid ${inst.pid}) exited while pausing: ${JSON.stringify(inst.exit)} ${inst.stderr}`);
 
   // Descriptors of every surviving worker against its own start.
   let leaked = 0;

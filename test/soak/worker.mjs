@@ -222,4 +222,6 @@ process.on('message', async (message) => {
   }
 });
 
+// The driver's own test: a worker that dies before it is ready.
+if (process.env.NFL_SOAK_TEST_WORKER_EXIT) process.exit(Number(process.env.NFL_SOAK_TEST_WORKER_EXIT));
 process.send({ type: 'ready', pid: process.pid });
