@@ -21,6 +21,7 @@ import { FileLockError, LockTimeoutError, lock, tryLock, withFileLock } from 'na
 import {
   BUSY,
   PEER,
+  holdInOtherProcess,
   TIMED_OUT,
   inTempDir,
   isWindows,
@@ -31,30 +32,7 @@ import {
   test,
   tryInOtherProcess,
   until,
-  waitForFile,
 } from './harness.mjs';
-
-/** A second process holding the lock on resource until release() or kill(). */
-async function holdInOtherProcess(resource) {
-  const ready = `${resource}.ready-${Math.random().toString(36).slice(2)}`;
-  const releaseFile = `${ready}.release`;
-  const peer = spawnRuntime(PEER, ['hold', resource, ready, releaseFile]);
-  const exitedEarly = peer.exited.then((code) => {
-    throw new Error(`the holding process exited with ${code} before it held the lock`);
-  });
-  await Promise.race([waitForFile(ready), exitedEarly]);
-  exitedEarly.catch(() => {});
-  return {
-    async release() {
-      writeFileSync(releaseFile, '');
-      assert.equal(await peer.exited, 0, 'the holding process releases and exits cleanly');
-    },
-    async kill() {
-      peer.child.kill('SIGKILL');
-      await peer.exited;
-    },
-  };
-}
 
 /** A worker_thread running peer.mjs; resolves to the code it posts. */
 function inWorker(...args) {

@@ -26,27 +26,9 @@ import {
   withFileLocks,
 } from 'native-file-lock';
 
-import { BUSY, PEER, inTempDir, isWindows, printAddon, rejectsWith, run, spawnRuntime, test, tryInOtherProcess, until, waitForFile } from './harness.mjs';
+import { BUSY, PEER, holdInOtherProcess, inTempDir, isWindows, printAddon, rejectsWith, run, spawnRuntime, test, tryInOtherProcess, until, waitForFile } from './harness.mjs';
 
 const SHARED = JSON.stringify({ shared: true });
-
-/** A second process holding the lock on resource (with options) until release(). */
-async function holdInOtherProcess(resource, options) {
-  const ready = `${resource}.ready-${Math.random().toString(36).slice(2)}`;
-  const releaseFile = `${ready}.release`;
-  const peer = spawnRuntime(PEER, ['hold', resource, ready, releaseFile, ...(options ? [JSON.stringify(options)] : [])]);
-  const exitedEarly = peer.exited.then((code) => {
-    throw new Error(`the holding process exited with ${code} before it held the lock`);
-  });
-  await Promise.race([waitForFile(ready), exitedEarly]);
-  exitedEarly.catch(() => {});
-  return {
-    async release() {
-      writeFileSync(releaseFile, '');
-      assert.equal(await peer.exited, 0, 'the holding process releases and exits cleanly');
-    },
-  };
-}
 
 /** Exit code of a second process making one tryLock with options on resource. */
 const tryWithInOtherProcess = (resource, options) => spawnRuntime(PEER, ['try-with', resource, JSON.stringify(options)]).exited;

@@ -6,7 +6,7 @@
 // what both suites use: the second process (peer.mjs) and small assertions.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -144,6 +144,28 @@ export const TIMED_OUT = 4;
 
 /** Exit code of a second process making one tryLock attempt on resource. */
 export const tryInOtherProcess = (resource, lockfilePath) => spawnRuntime(PEER, ['try', resource, ...(lockfilePath ? [lockfilePath] : [])]).exited;
+
+/** A second process holding the lock on resource (with options) until release() or kill(). */
+export async function holdInOtherProcess(resource, options) {
+  const ready = `${resource}.ready-${Math.random().toString(36).slice(2)}`;
+  const releaseFile = `${ready}.release`;
+  const peer = spawnRuntime(PEER, ['hold', resource, ready, releaseFile, ...(options ? [JSON.stringify(options)] : [])]);
+  const exitedEarly = peer.exited.then((code) => {
+    throw new Error(`the holding process exited with ${code} before it held the lock`);
+  });
+  await Promise.race([waitForFile(ready), exitedEarly]);
+  exitedEarly.catch(() => {});
+  return {
+    async release() {
+      writeFileSync(releaseFile, '');
+      assert.equal(await peer.exited, 0, 'the holding process releases and exits cleanly');
+    },
+    async kill() {
+      peer.child.kill('SIGKILL');
+      await peer.exited;
+    },
+  };
+}
 
 /**
  * Prints which binary node-gyp-build picked: the matrix checks that it is the
