@@ -90,7 +90,9 @@ export interface LockOptions {
    * once the wait has ended (lock taken, timeout, abort or error) and never
    * by tryLock, which does not wait. An exception it throws (or a promise it
    * returns that rejects) becomes a process warning (`NativeFileLockWarning`,
-   * code `'NFL_ON_WAIT_FAILED'`) and the wait goes on.
+   * code `'NFL_ON_WAIT_FAILED'`) and the wait goes on. Its timer is unref'd,
+   * so it cannot be what releases a lock this thread holds: a wait for such
+   * a lock fails with `EDEADLK` before it runs.
    *
    * Default: none. Must be a function (else `TypeError`).
    */

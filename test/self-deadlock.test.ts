@@ -55,6 +55,21 @@ describe.each(['esm', 'cjs'] as const)('a self-deadlock in a script (%s)', (kind
     expect(after).toBe('free again');
   });
 
+  it("does not count on an onWait that would release the holder: its timer is unref'd, so the wait is EDEADLK before onWait runs", async () => {
+    const path = resourceIn(tempDir());
+    const child = script(
+      kind,
+      path,
+      `const held = await lock(path);
+      let called = false;
+      const onWait = () => { called = true; return held.release(); };
+      const error = await withFileLock(path, () => 'ran', { onWait, onWaitAfterMs: 50 }).catch((e) => e);
+      console.log(JSON.stringify({ code: error.code, called }));`,
+    );
+    await child.succeeded();
+    expect(JSON.parse(child.stdout.trim())).toEqual({ code: 'EDEADLK', called: false });
+  });
+
   it('keeps the process alive while a signal handler may still release the holder', async () => {
     const path = resourceIn(tempDir());
     const child = script(
