@@ -117,8 +117,8 @@ const LOCK_CALLS = new Set(['flock', 'fcntl', 'LockFileEx', 'UnlockFileEx']);
 const HINTS: Record<string, string> = {
   ELOOP: 'the lock file is a symbolic link, and lock files are never followed',
   EISDIR:
-    'the lock path is a directory; proper-lockfile and other mkdir-based lock libraries create <file>.lock as a directory: ' +
-    'while both are in use give this library another lockfilePath, and remove the directory once nothing uses the old scheme',
+    'the lock path is a directory; if proper-lockfile or another mkdir-based lock library made it (they create <file>.lock as a directory), ' +
+    'give this library another lockfilePath while both are in use, and remove the directory once nothing uses the old scheme',
   ENOTDIR: 'a component of its directory is not a directory',
   EFTYPE: 'the lock path is not a regular file',
   ENOENT: 'its directory does not exist',

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
@@ -109,7 +109,9 @@ export interface FileLockManager {
  * readable prefix, `~` and a hash.
  *
  * @param dir - The directory for the lock files: a string, a `file:` URL or a UTF-8 Buffer.
- * @throws {TypeError} A bad `dir`. A `FileLockError`-like system error from `mkdir`.
+ * @throws {TypeError} A bad `dir`.
+ * @throws {FileLockError} `mkdir` failed (`syscall` `'mkdir'`, `path` the directory): `ENOTDIR` when a file
+ *   stands in the directory's place or one of its parents', `EACCES`, ...
  * @example
  * ```ts
  * const locks = createLockManager('/var/lock/my-app');
@@ -118,8 +120,33 @@ export interface FileLockManager {
  */
 export function createLockManager(dir: LockPath): FileLockManager {
   const root = resolve(validatePath(dir, 'dir'));
-  mkdirSync(root, { recursive: true });
+  try {
+    mkdirSync(root, { recursive: true });
+  } catch (error) {
+    throw dirError(error as NodeJS.ErrnoException, root);
+  }
   return new DirLockManager(root);
+}
+
+function isNonDirectory(path: string): boolean {
+  try {
+    return !statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** mkdir's failure as an error naming the directory; a file in the directory's place is ENOTDIR, as for its parents. */
+function dirError(error: NodeJS.ErrnoException, dir: string): FileLockError {
+  const code = isNonDirectory(dir) ? 'ENOTDIR' : (error.code ?? 'EIO');
+  const why = code === 'ENOTDIR' ? 'a file stands where the directory or one of its parents should be' : error.message;
+  return new FileLockError(`${code}: cannot use '${dir}' as the lock manager's directory: ${why}`, {
+    code,
+    path: dir,
+    syscall: 'mkdir',
+    ...(error.errno === undefined ? {} : { errno: error.errno }),
+    cause: error,
+  });
 }
 
 // Requests of this process, per directory: what query() can tell for sure.

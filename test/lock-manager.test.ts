@@ -357,6 +357,22 @@ describe('createLockManager', () => {
     expect(called).toBe(false);
   });
 
+  it('refuses a directory path that names a file, or runs through one, with a FileLockError ENOTDIR naming it', () => {
+    const file = join(tempDir(), 'file');
+    writeFileSync(file, '');
+    for (const dir of [file, join(file, 'sub')]) {
+      let error: unknown;
+      try {
+        createLockManager(dir);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(FileLockError);
+      expect(error).toMatchObject({ code: 'ENOTDIR', path: dir, syscall: 'mkdir' });
+      expect((error as Error).message).toContain(dir);
+    }
+  });
+
   it('refuses a bad directory and unknown options with a TypeError', async () => {
     expect(() => createLockManager('' as string)).toThrow(TypeError);
     expect(() => createLockManager(42 as unknown as string)).toThrow(TypeError);
