@@ -4,6 +4,8 @@ import { FileLockError } from './errors.js';
 import type { Line } from './line.js';
 import { ACQUIRED, failureError, native } from './native.js';
 import { noteReleased } from './visible-wait.js';
+// For the {@link} references in the docs below.
+import type { lock, tryLock } from './lock.js';
 
 /**
  * A held lock, exclusive or shared, as {@link lock} and {@link tryLock} return it.

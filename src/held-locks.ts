@@ -1,6 +1,8 @@
 import { inspect } from 'node:util';
 
 import { releaseHeld, settled, type FileLock, type HeldLock } from './held-lock.js';
+// For the {@link} references in the docs below.
+import type { lockAll, tryLockAll } from './multi.js';
 
 /**
  * Locks held together, as {@link lockAll} and {@link tryLockAll} return

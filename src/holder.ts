@@ -5,6 +5,8 @@ import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath } from './options.js';
 import { lockPathFor } from './paths.js';
 import { procLocksReadable, readProcLocks, seesEveryPid, type LockState } from './proc-locks.js';
+// For the {@link} references in the docs below.
+import type { withFileLock } from './lock.js';
 
 export type { LockHolder, LockState } from './proc-locks.js';
 

@@ -7,6 +7,8 @@ import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
 import { noteHeld } from './visible-wait.js';
+// For the {@link} references in the docs below.
+import type { tryLock, withFileLock } from './lock.js';
 
 /**
  * Options of the synchronous calls: those of {@link LockOptions} but

@@ -1,7 +1,7 @@
 import { releaseHeldQuietly, type HeldLock } from './held-lock.js';
 import { HeldLocks, releaseEach, type FileLocks } from './held-locks.js';
 import { context } from './line.js';
-import { holdWithin } from './lock.js';
+import { holdWithin, type tryLock, type withFileLock } from './lock.js';
 import { describe, validateOptions, validatePath, type LockOptions, type LockPath } from './options.js';
 import { lockPathFor } from './paths.js';
 

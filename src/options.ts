@@ -1,6 +1,8 @@
 import { fileURLToPath } from 'node:url';
 
 import { DEFAULT_ON_WAIT_AFTER_MS, type VisibleOptions, type WaitInfo } from './visible-wait.js';
+// For the {@link} references in the docs below.
+import type { lock, tryLock, withFileLock } from './lock.js';
 
 /**
  * A path as Node's fs takes it: a string, a `file:` URL, or a Buffer holding

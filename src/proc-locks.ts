@@ -1,4 +1,6 @@
 import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+// For the {@link} references in the docs below.
+import type { inspect } from './holder.js';
 
 /** A process holding a lock. */
 export interface LockHolder {

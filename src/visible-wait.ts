@@ -2,6 +2,8 @@ import { debug, debugging, since } from './debug.js';
 import type { HeldLock } from './held-lock.js';
 import type { WaitLimits } from './limits.js';
 import { procLocksReadable, readProcLocks, type LockHolder } from './proc-locks.js';
+// For the {@link} references in the docs below.
+import type { inspect } from './holder.js';
 
 /** What `options.onWait` is called with while a call waits for a lock. */
 export interface WaitInfo {
