@@ -3,7 +3,7 @@ import { inspect } from 'node:util';
 import { FileLockError } from './errors.js';
 import type { Line } from './line.js';
 import { ACQUIRED, failureError, native } from './native.js';
-import { noteReleased } from './visible-wait.js';
+import { noteReleased } from './watch-held.js';
 // For the {@link} references in the docs below.
 import type { lock, tryLock } from './lock.js';
 

@@ -6,7 +6,7 @@ import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
-import { noteHeld } from './visible-wait.js';
+import { noteHeld } from './watch-held.js';
 // For the {@link} references in the docs below.
 import type { tryLock, withFileLock } from './lock.js';
 

@@ -6,7 +6,8 @@ import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
-import { noteHeld, noteWaitFailed, watchWait } from './visible-wait.js';
+import { noteWaitFailed, watchWait } from './visible-wait.js';
+import { noteHeld } from './watch-held.js';
 import { waitForFile } from './wait.js';
 
 export type { FileLock } from './held-lock.js';
