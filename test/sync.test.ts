@@ -355,35 +355,42 @@ describe('fair order with async waiters', () => {
     return readFileSync(log, 'utf8').trim().split('\n');
   }
 
+  /** A worker that waits in withFileLockSync for path, then appends 'sync' to log. */
+  function syncWaiter(path: string, log: string): { start: () => Promise<void>; done: () => Promise<unknown> } {
+    let thread: Thread | undefined;
+    return {
+      start: async () => {
+        thread = new Thread(fixture('sync-thread.mjs'), { op: 'log-sync', path, log, name: 'sync' });
+        await thread.next('waiting');
+      },
+      done: () => thread!.next('done'),
+    };
+  }
+
+  /** Starts the two waiters, the one named first, then the other once the first is blocked on lockPath. */
+  async function startInOrder(first: 'sync' | 'async', lockPath: string, startSync: () => Promise<void>, startAsync: () => void): Promise<void> {
+    if (first === 'sync') await startSync();
+    else startAsync();
+    await waitFor(() => blockedOn(lockPath) >= 1, `the ${first} waiter to block`);
+    if (first === 'sync') startAsync();
+    else await startSync();
+  }
+
   describe.each(['sync', 'async'] as const)('%s waiter first', (first) => {
     it('a sync waiter in a worker and an async waiter of the main thread are served in the order they asked', async () => {
       const dir = tempDir();
       const path = resourceIn(dir);
       const log = join(dir, 'log');
       await agent().call('lock', { path });
-      const lockPath = lockFileOf(path);
-      let thread: Thread | undefined;
+      const sync = syncWaiter(path, log);
       let waiting: Promise<unknown> | undefined;
-      const startSync = async () => {
-        thread = new Thread(fixture('sync-thread.mjs'), { op: 'log-sync', path, log, name: 'sync' });
-        await thread.next('waiting');
-      };
-      const startAsync = () => {
+      await startInOrder(first, lockFileOf(path), sync.start, () => {
         waiting = withFileLock(path, () => appendFileSync(log, 'async\n'));
-      };
-      if (first === 'sync') {
-        await startSync();
-        await waitFor(() => blockedOn(lockPath) >= 1, 'the sync waiter to block');
-        startAsync();
-      } else {
-        startAsync();
-        await waitFor(() => blockedOn(lockPath) >= 1, 'the async waiter to block');
-        await startSync();
-      }
+      });
       await sleep(200);
       await agent().call('release', { path });
       await waiting;
-      await thread!.next('done');
+      await sync.done();
       expect(logOf(log)).toEqual(first === 'sync' ? ['sync', 'async'] : ['async', 'sync']);
     });
 
@@ -395,24 +402,15 @@ describe('fair order with async waiters', () => {
       try {
         await agent().call('lock', { path });
         const lockPath = lockFileOf(path);
-        let thread: Thread | undefined;
+        const sync = syncWaiter(path, log);
         let waiting: Promise<unknown> | undefined;
-        const startSync = async () => {
-          thread = new Thread(fixture('sync-thread.mjs'), { op: 'log-sync', path, log, name: 'sync' });
-          await thread.next('waiting');
-        };
-        const startAsync = () => {
+        await startInOrder(first, lockPath, sync.start, () => {
           waiting = peer.call('logUnder', { path, log, name: 'async', sync: false });
-        };
-        if (first === 'sync') await startSync();
-        else startAsync();
-        await waitFor(() => blockedOn(lockPath) >= 1, 'the first waiter to block');
-        if (first === 'sync') startAsync();
-        else await startSync();
+        });
         await waitFor(() => blockedOn(lockPath) >= 2, 'the second waiter to queue');
         await agent().call('release', { path });
         await waiting;
-        await thread!.next('done');
+        await sync.done();
         expect(logOf(log)).toEqual(first === 'sync' ? ['sync', 'async'] : ['async', 'sync']);
       } finally {
         await peer.stop();
