@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 
 import { FileLockError, LockTimeoutError } from './errors.js';
+import { holderFor } from './proc-locks.js';
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
@@ -219,9 +220,9 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
 /** Blocks this thread until the file lock is taken, or throws a timeout error holding nothing. */
 function waitSync(line: Line, options: ValidOptions, resource: string): Result {
   const started = performance.now();
-  if (options.timeout === 0) throw new LockTimeoutError(line.lockPath, resource, 0);
+  if (options.timeout === 0) throw new LockTimeoutError(line.lockPath, resource, 0, holderFor(line.lockPath)?.holders);
   const result = native.waitSync(line.slot, options.shared, options.timeout);
-  if (result === BUSY) throw new LockTimeoutError(line.lockPath, resource, performance.now() - started);
+  if (result === BUSY) throw new LockTimeoutError(line.lockPath, resource, performance.now() - started, holderFor(line.lockPath)?.holders);
   return result;
 }
 

@@ -4,7 +4,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { inspect, isLocked, lock, LockTimeoutError, tryLock, withFileLock, type LockState } from 'native-file-lock';
+import { inspect, isLocked, lock, lockSync, LockTimeoutError, tryLock, withFileLock, withFileLockSync, type LockState } from 'native-file-lock';
 
 import { fileLockError, fixture, Proc, requirementsEnforced, requires, runNode, runSync, skipWithout, tempDir, waitFor } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, runFlock } from './peers.js';
@@ -232,6 +232,19 @@ describe('a timeout names the holder', () => {
     const holder = await libraryHolder(path);
     for (const call of [() => lock(path, { timeout: 50 }), () => withFileLock(path, () => 0, { timeout: 0 })]) {
       const error = await fileLockError(call);
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect((error as LockTimeoutError).holder).toEqual({ pid: holder.pid });
+      expect(error.message).toContain(`held by pid ${holder.pid}`);
+    }
+    await letGo(holder);
+  });
+
+  it('the synchronous calls name the holder in their timeout error too', async (ctx) => {
+    skipWithout(ctx, 'linux', '/proc');
+    const { path } = fresh();
+    const holder = await libraryHolder(path);
+    for (const call of [() => lockSync(path, { timeout: 50 }), () => withFileLockSync(path, () => 0, { timeout: 0 })]) {
+      const error = await fileLockError(async () => call());
       expect(error).toBeInstanceOf(LockTimeoutError);
       expect((error as LockTimeoutError).holder).toEqual({ pid: holder.pid });
       expect(error.message).toContain(`held by pid ${holder.pid}`);
