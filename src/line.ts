@@ -83,7 +83,9 @@ export class Line {
 
   /** Gives up a place at the head; the last to leave hands the head to the next in line. */
   leave(): void {
-    if (--this.#holders > 0) return;
+    // Nobody in line (the common case): nothing to hand on, and the deadlock
+    // watch already forgot this line when its last waiter left.
+    if (--this.#holders > 0 || this.waiters.size === 0) return;
     this.#admitWaiters();
   }
 

@@ -195,14 +195,14 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
     if (!willWait) return undefined;
     throw deadlockError(line, resource);
   }
-  const started = performance.now();
   let result: Result;
-  let waited = false;
+  // The clock is read only for a wait: an uncontended cycle needs no time.
+  let started = -1;
   try {
     result = native.acquire(line.slot, willWait, options.shared);
     if (result === BUSY && willWait) {
-      waited = true;
-      result = waitSync(line, options, resource);
+      started = performance.now();
+      result = waitSync(line, options, resource, started);
     }
   } catch (error) {
     line.leave();
@@ -210,7 +210,7 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
   }
   if (result === ACQUIRED) {
     const held = new HeldLock(line, resource, store, options.shared, options.removeLockFile);
-    return noteHeld(held, options.warnAfterMs, waited ? performance.now() - started : -1);
+    return noteHeld(held, options.warnAfterMs, started < 0 ? -1 : performance.now() - started);
   }
   line.leave();
   if (result === BUSY) return undefined;
@@ -218,8 +218,7 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
 }
 
 /** Blocks this thread until the file lock is taken, or throws a timeout error holding nothing. */
-function waitSync(line: Line, options: ValidOptions, resource: string): Result {
-  const started = performance.now();
+function waitSync(line: Line, options: ValidOptions, resource: string, started: number): Result {
   if (options.timeout === 0) throw new LockTimeoutError(line.lockPath, resource, 0, holderFor(line.lockPath)?.holders);
   const result = native.waitSync(line.slot, options.shared, options.timeout);
   if (result === BUSY) throw new LockTimeoutError(line.lockPath, resource, performance.now() - started, holderFor(line.lockPath)?.holders);
