@@ -177,3 +177,20 @@ function errorMessage(errno: number): string {
     return '';
   }
 }
+
+/**
+ * Bad arguments, with Node's codes for them, so that callers can tell them
+ * apart by `code` as they can Node's own: a wrong type, a value out of range,
+ * any other invalid value.
+ */
+export function argTypeError(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
+}
+
+export function argValueError(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
+}
+
+export function argRangeError(message: string): RangeError {
+  return Object.assign(new RangeError(message), { code: 'ERR_OUT_OF_RANGE' });
+}

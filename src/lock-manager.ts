@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
-import { FileLockError } from './errors.js';
+import { argTypeError, argValueError, FileLockError } from './errors.js';
 import type { FileLock } from './held-lock.js';
 import { inspect } from './holder.js';
 import { lock, tryLock } from './lock.js';
@@ -168,7 +168,7 @@ class DirLockManager implements FileLockManager {
   request<T>(name: string, ...rest: [LockManagerCallback<T>] | [LockManagerRequestOptions, LockManagerCallback<T>]): Promise<Awaited<T>> {
     try {
       const [optionsArg, callback] = rest.length >= 2 ? rest : [undefined, rest[0]];
-      if (typeof callback !== 'function') throw typeError(`callback must be a function, got ${callback === null ? 'null' : typeof callback}`, 'ERR_INVALID_ARG_TYPE');
+      if (typeof callback !== 'function') throw argTypeError(`callback must be a function, got ${callback === null ? 'null' : typeof callback}`);
       return this.run(validateName(name), validateRequest(optionsArg), callback as LockManagerCallback<T>);
     } catch (error) {
       return Promise.reject(error);
@@ -255,7 +255,7 @@ const KNOWN = new Set(['mode', 'ifAvailable', 'steal', 'signal']);
 
 function validateName(name: unknown): string {
   // WebIDL DOMString: anything but a symbol becomes its string.
-  if (typeof name === 'symbol') throw new TypeError('name must be a string, got symbol');
+  if (typeof name === 'symbol') throw argTypeError('name must be a string, got symbol');
   const text = String(name);
   // The Web Locks API reserves names starting with '-'.
   if (text.startsWith('-')) throw new DOMException(`Lock names starting with '-' are reserved: ${JSON.stringify(text)}`, 'NotSupportedError');
@@ -265,20 +265,20 @@ function validateName(name: unknown): string {
 function validateRequest(options: unknown): ValidRequest {
   const result: ValidRequest = { mode: 'exclusive', ifAvailable: false, steal: false, signal: undefined };
   if (options === undefined || options === null) return result;
-  if (typeof options !== 'object') throw new TypeError(`options must be an object, got ${typeof options}`);
+  if (typeof options !== 'object') throw argTypeError(`options must be an object, got ${typeof options}`);
   for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new TypeError(`Unknown option '${key}'; known options: ${[...KNOWN].join(', ')}`);
+    if (!KNOWN.has(key)) throw argValueError(`Unknown option '${key}'; known options: ${[...KNOWN].join(', ')}`);
   }
   const o = options as LockManagerRequestOptions;
   if (o.mode !== undefined) {
-    if (o.mode !== 'exclusive' && o.mode !== 'shared') throw typeError(`options.mode must be 'exclusive' or 'shared', got ${JSON.stringify(o.mode)}`, 'ERR_INVALID_ARG_VALUE');
+    if (o.mode !== 'exclusive' && o.mode !== 'shared') throw argValueError(`options.mode must be 'exclusive' or 'shared', got ${JSON.stringify(o.mode)}`);
     result.mode = o.mode;
   }
   // WebIDL booleans: any value, by truthiness.
   result.ifAvailable = !!o.ifAvailable;
   result.steal = !!o.steal;
   if (o.signal !== undefined) {
-    if (!(o.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
+    if (!(o.signal instanceof AbortSignal)) throw argTypeError('options.signal must be an AbortSignal');
     result.signal = o.signal;
   }
   // The combinations the Web Locks API refuses, in its order.
@@ -288,11 +288,6 @@ function validateRequest(options: unknown): ValidRequest {
     throw new DOMException("options.signal can't be used with options.steal or options.ifAvailable", 'NotSupportedError');
   }
   return result;
-}
-
-/** A TypeError with the code Node's own LockManager gives for the same mistake. */
-function typeError(message: string, code: string): TypeError {
-  return Object.assign(new TypeError(message), { code });
 }
 
 // --- names and file names ------------------------------------------------------

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 
-import { FileLockError, LockTimeoutError } from './errors.js';
+import { argTypeError, argValueError, FileLockError, LockTimeoutError } from './errors.js';
 import { holderFor } from './proc-locks.js';
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import { context, lineFor, type Line } from './line.js';
@@ -68,7 +68,7 @@ export interface SyncFileLock extends Omit<FileLock, 'release' | typeof Symbol.a
  * ```
  */
 export function withFileLockSync<T>(path: LockPath, fn: () => T, options?: SyncLockOptions): T {
-  if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`);
+  if (typeof fn !== 'function') throw argTypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`);
   const held = holdSync(path, options, true)!;
   let result: T;
   try {
@@ -236,7 +236,7 @@ function validateSyncOptions(options: unknown): ValidOptions {
   if (options !== null && typeof options === 'object') {
     for (const [name, why] of NOT_SYNC) {
       if ((options as Record<string, unknown>)[name] !== undefined) {
-        throw Object.assign(new TypeError(`options.${name} is not supported by the synchronous calls: ${why}`), { code: 'ERR_INVALID_ARG_VALUE' });
+        throw argValueError(`options.${name} is not supported by the synchronous calls: ${why}`);
       }
     }
   }

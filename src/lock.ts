@@ -1,5 +1,6 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 
+import { argTypeError } from './errors.js';
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import type { WaitLimits } from './limits.js';
 import { context, lineFor, type Line } from './line.js';
@@ -61,7 +62,7 @@ export type { FileLock } from './held-lock.js';
  */
 export function withFileLock<T>(path: LockPath, fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<Awaited<T>> {
   try {
-    if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`);
+    if (typeof fn !== 'function') throw argTypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`);
     const held = hold(path, options, true);
     if (held instanceof HeldLock) return runHolding(held, fn);
     return (held as Promise<HeldLock>).then((h) => runHolding(h, fn));

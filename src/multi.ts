@@ -1,3 +1,4 @@
+import { argTypeError, argValueError } from './errors.js';
 import { releaseHeldQuietly, type HeldLock } from './held-lock.js';
 import { HeldLocks, releaseEach, type FileLocks } from './held-locks.js';
 import { context } from './line.js';
@@ -73,7 +74,7 @@ export type LockAllOptions = Omit<LockOptions, 'lockfilePath'>;
  * ```
  */
 export async function withFileLocks<T>(paths: Iterable<LockPath | LockEntry>, fn: () => T | PromiseLike<T>, options?: LockAllOptions): Promise<Awaited<T>> {
-  if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${describe(fn)}`);
+  if (typeof fn !== 'function') throw argTypeError(`fn must be a function, got ${describe(fn)}`);
   const held = (await holdAll(paths, options, true))!;
   let value: Awaited<T>;
   try {
@@ -165,7 +166,7 @@ async function holdAll(pathsArg: unknown, optionsArg: unknown, willWait: boolean
   const wanted = validateEntries(pathsArg);
   const options = validateOptions(optionsArg);
   if (optionsArg !== undefined && (optionsArg as LockOptions).lockfilePath !== undefined) {
-    throw new TypeError('options.lockfilePath names one lock file; give each entry its own: { path, lockfilePath }');
+    throw argValueError('options.lockfilePath names one lock file; give each entry its own: { path, lockfilePath }');
   }
   if (options.signal?.aborted) throw options.signal.reason;
   const deadline = performance.now() + options.timeout;
@@ -199,7 +200,7 @@ async function holdAll(pathsArg: unknown, optionsArg: unknown, willWait: boolean
 /** The entries sorted by lock key, one per key (shared only if every entry for it is). */
 function validateEntries(paths: unknown): Wanted[] {
   if (typeof paths === 'string' || paths instanceof URL || paths instanceof Uint8Array || paths === null || typeof (paths as Iterable<unknown>)?.[Symbol.iterator] !== 'function') {
-    throw new TypeError(`paths must be an array (or iterable) of paths, got ${describe(paths)}; for one path use lock() or withFileLock()`);
+    throw argTypeError(`paths must be an array (or iterable) of paths, got ${describe(paths)}; for one path use lock() or withFileLock()`);
   }
   const byKey = new Map<string, Wanted>();
   let i = 0;
@@ -211,12 +212,12 @@ function validateEntries(paths: unknown): Wanted[] {
     if (typeof item === 'object' && item !== null && !(item instanceof URL) && !(item instanceof Uint8Array) && !isUrlLike(item)) {
       const entry = item as Record<string, unknown>;
       for (const key of Object.keys(entry)) {
-        if (key !== 'path' && key !== 'lockfilePath' && key !== 'shared') throw new TypeError(`Unknown key '${key}' in ${name}; known keys: path, lockfilePath, shared`);
+        if (key !== 'path' && key !== 'lockfilePath' && key !== 'shared') throw argValueError(`Unknown key '${key}' in ${name}; known keys: path, lockfilePath, shared`);
       }
       path = validatePath(entry.path, `${name}.path`);
       if (entry.lockfilePath !== undefined) lockfilePath = validatePath(entry.lockfilePath, `${name}.lockfilePath`);
       if (entry.shared !== undefined) {
-        if (typeof entry.shared !== 'boolean') throw new TypeError(`${name}.shared must be a boolean, got ${describe(entry.shared)}`);
+        if (typeof entry.shared !== 'boolean') throw argTypeError(`${name}.shared must be a boolean, got ${describe(entry.shared)}`);
         shared = entry.shared;
       }
     } else {
@@ -227,7 +228,7 @@ function validateEntries(paths: unknown): Wanted[] {
     if (same === undefined) byKey.set(key, { key, path, lockfilePath, shared });
     else same.shared &&= shared;
   }
-  if (byKey.size === 0) throw new TypeError('paths must name at least one path');
+  if (byKey.size === 0) throw argValueError('paths must name at least one path');
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 
+import { argRangeError, argTypeError, argValueError } from './errors.js';
 import { DEFAULT_ON_WAIT_AFTER_MS, type VisibleOptions, type WaitInfo } from './visible-wait.js';
 // For the {@link} references in the docs below.
 import type { lock, tryLock, withFileLock } from './lock.js';
@@ -138,41 +139,41 @@ const DEFAULTS: ValidOptions = {
 
 export function validatePath(value: unknown, name: string): string {
   if (typeof value !== 'string') value = pathString(value, name);
-  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, a file: URL or a Buffer, got ${describe(value)}`);
-  if (value.length === 0) throw new TypeError(`${name} must not be empty`);
-  if (value.includes('\0')) throw new TypeError(`${name} must not contain NUL bytes: ${JSON.stringify(value)}`);
+  if (typeof value !== 'string') throw argTypeError(`${name} must be a string, a file: URL or a Buffer, got ${describe(value)}`);
+  if (value.length === 0) throw argValueError(`${name} must not be empty`);
+  if (value.includes('\0')) throw argValueError(`${name} must not contain NUL bytes: ${JSON.stringify(value)}`);
   return value;
 }
 
 export function validateOptions(options: unknown): ValidOptions {
   if (options === undefined) return DEFAULTS;
-  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+  if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describe(options)}`);
   for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new TypeError(`Unknown option '${key}'; known options: ${[...KNOWN].join(', ')}`);
+    if (!KNOWN.has(key)) throw argValueError(`Unknown option '${key}'; known options: ${[...KNOWN].join(', ')}`);
   }
   const o = options as LockOptions;
   const result: ValidOptions = { ...DEFAULTS };
   if (o.timeout !== undefined) result.timeout = duration(o.timeout, 'options.timeout');
   if (o.signal !== undefined) {
-    if (!isAbortSignal(o.signal)) throw new TypeError(`options.signal must be an AbortSignal, got ${describe(o.signal)}`);
+    if (!isAbortSignal(o.signal)) throw argTypeError(`options.signal must be an AbortSignal, got ${describe(o.signal)}`);
     result.signal = o.signal;
   }
   if (o.lockfilePath !== undefined) result.lockfilePath = validatePath(o.lockfilePath, 'options.lockfilePath');
   if (o.shared !== undefined) {
-    if (typeof o.shared !== 'boolean') throw new TypeError(`options.shared must be a boolean, got ${describe(o.shared)}`);
+    if (typeof o.shared !== 'boolean') throw argTypeError(`options.shared must be a boolean, got ${describe(o.shared)}`);
     result.shared = o.shared;
   }
   if (o.removeLockFile !== undefined) {
-    if (typeof o.removeLockFile !== 'boolean') throw new TypeError(`options.removeLockFile must be a boolean, got ${describe(o.removeLockFile)}`);
+    if (typeof o.removeLockFile !== 'boolean') throw argTypeError(`options.removeLockFile must be a boolean, got ${describe(o.removeLockFile)}`);
     result.removeLockFile = o.removeLockFile;
   }
   if (o.onWait !== undefined) {
-    if (typeof o.onWait !== 'function') throw new TypeError(`options.onWait must be a function, got ${describe(o.onWait)}`);
+    if (typeof o.onWait !== 'function') throw argTypeError(`options.onWait must be a function, got ${describe(o.onWait)}`);
     result.onWait = o.onWait;
   }
   if (o.onWaitAfterMs !== undefined) {
     result.onWaitAfterMs = duration(o.onWaitAfterMs, 'options.onWaitAfterMs');
-    if (result.onWaitAfterMs === Infinity) throw new RangeError('options.onWaitAfterMs must be a finite number of milliseconds, got Infinity');
+    if (result.onWaitAfterMs === Infinity) throw argRangeError('options.onWaitAfterMs must be a finite number of milliseconds, got Infinity');
   }
   if (o.warnAfterMs !== undefined) result.warnAfterMs = duration(o.warnAfterMs, 'options.warnAfterMs');
   return result;
@@ -182,17 +183,17 @@ export function validateOptions(options: unknown): ValidOptions {
 function pathString(value: unknown, name: string): unknown {
   if (value instanceof URL || isUrlLike(value)) {
     const url = value as URL;
-    if (url.protocol !== 'file:') throw new TypeError(`${name} must be a file: URL, got a ${url.protocol} URL: ${url.href}`);
+    if (url.protocol !== 'file:') throw argValueError(`${name} must be a file: URL, got a ${url.protocol} URL: ${url.href}`);
     try {
       return fileURLToPath(url);
     } catch (error) {
-      throw new TypeError(`${name} is not a file path: ${url.href} (${(error as Error).message})`);
+      throw argValueError(`${name} is not a file path: ${url.href} (${(error as Error).message})`);
     }
   }
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
     const text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
     // Lock paths are UTF-8 end to end: bytes that do not decode cannot be named.
-    if (!Buffer.from(text, 'utf8').equals(value)) throw new TypeError(`${name} must hold UTF-8 when it is a Buffer: ${JSON.stringify(text)}`);
+    if (!Buffer.from(text, 'utf8').equals(value)) throw argValueError(`${name} must hold UTF-8 when it is a Buffer: ${JSON.stringify(text)}`);
     return text;
   }
   return value;
@@ -205,8 +206,8 @@ function isUrlLike(value: unknown): boolean {
 }
 
 function duration(value: unknown, name: string): number {
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number of milliseconds, got ${describe(value)}`);
-  if (Number.isNaN(value) || value < 0) throw new RangeError(`${name} must be a non-negative number or Infinity, got ${value}`);
+  if (typeof value !== 'number') throw argTypeError(`${name} must be a number of milliseconds, got ${describe(value)}`);
+  if (Number.isNaN(value) || value < 0) throw argRangeError(`${name} must be a non-negative number or Infinity, got ${value}`);
   return value;
 }
 

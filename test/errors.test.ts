@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { FileLockError, lock, tryLock, withFileLock } from 'native-file-lock';
+import { createLockManager, FileLockError, lock, lockSync, tryLock, withFileLock, withFileLockSync, withFileLocks } from 'native-file-lock';
 import properLockfile from 'proper-lockfile';
 
 import { Agent, fdCount, lockFileOf, missing, openFiles, rejection, requires, resourceIn, skipWithout, tempDir } from './helpers.js';
@@ -39,37 +39,39 @@ describe('bad arguments', () => {
     afterAll(() => rmSync(join(path, '..'), { recursive: true, force: true }));
 
     it.each([
-      ['a number', 42, TypeError, /path must be a string, a file: URL or a Buffer, got number 42/],
-      ['undefined', undefined, TypeError, /path must be a string, a file: URL or a Buffer, got undefined/],
-      ['null', null, TypeError, /path must be a string, a file: URL or a Buffer, got null/],
-      ['an http: URL', new URL('http://example.com/data'), TypeError, /path must be a file: URL, got a http: URL/],
-      ['a file: URL with a remote host', new URL('file://server/share/data'), TypeError, /path is not a file path: file:\/\/server/],
-      ['a Buffer that is not UTF-8', Buffer.from([0x2f, 0x74, 0xff, 0x78]), TypeError, /path must hold UTF-8 when it is a Buffer/],
-      ['a file: URL with an encoded NUL', new URL('file:///tmp/a%00b'), TypeError, /path must not contain NUL|path is not a file path/],
-      ['empty', '', TypeError, /path must not be empty/],
-      ['containing NUL', '/tmp/a\0b', TypeError, /path must not contain NUL/],
-    ])('rejects a path that is %s', async (_what, bad, type, message) => {
+      ['a number', 42, TypeError, 'ERR_INVALID_ARG_TYPE', /path must be a string, a file: URL or a Buffer, got number 42/],
+      ['undefined', undefined, TypeError, 'ERR_INVALID_ARG_TYPE', /path must be a string, a file: URL or a Buffer, got undefined/],
+      ['null', null, TypeError, 'ERR_INVALID_ARG_TYPE', /path must be a string, a file: URL or a Buffer, got null/],
+      ['an http: URL', new URL('http://example.com/data'), TypeError, 'ERR_INVALID_ARG_VALUE', /path must be a file: URL, got a http: URL/],
+      ['a file: URL with a remote host', new URL('file://server/share/data'), TypeError, 'ERR_INVALID_ARG_VALUE', /path is not a file path: file:\/\/server/],
+      ['a Buffer that is not UTF-8', Buffer.from([0x2f, 0x74, 0xff, 0x78]), TypeError, 'ERR_INVALID_ARG_VALUE', /path must hold UTF-8 when it is a Buffer/],
+      ['a file: URL with an encoded NUL', new URL('file:///tmp/a%00b'), TypeError, 'ERR_INVALID_ARG_VALUE', /path must not contain NUL|path is not a file path/],
+      ['empty', '', TypeError, 'ERR_INVALID_ARG_VALUE', /path must not be empty/],
+      ['containing NUL', '/tmp/a\0b', TypeError, 'ERR_INVALID_ARG_VALUE', /path must not contain NUL/],
+    ])('rejects a path that is %s with a TypeError carrying Node\'s code', async (_what, bad, type, code, message) => {
       const error = await rejection(() => call(bad));
       expect(error).toBeInstanceOf(type);
+      expect((error as NodeJS.ErrnoException).code).toBe(code);
       expect((error as Error).message).toMatch(message);
     });
 
     it.each([
-      ['options that are a string', 'fast', TypeError, /options must be an object, got string "fast"/],
-      ['options that are null', null, TypeError, /options must be an object, got null/],
-      ['an unknown option key', { timeOut: 5 }, TypeError, /Unknown option 'timeOut'.*timeout/],
-      ['a negative timeout', { timeout: -1 }, RangeError, /options\.timeout must be a non-negative number.*-1/],
-      ['a NaN timeout', { timeout: NaN }, RangeError, /options\.timeout .*NaN/],
-      ['a string timeout', { timeout: '100' }, TypeError, /options\.timeout must be a number of milliseconds, got string "100"/],
-      ['a signal that is not an AbortSignal', { signal: { aborted: 'no' } }, TypeError, /options\.signal must be an AbortSignal/],
-      ['an empty lockfilePath', { lockfilePath: '' }, TypeError, /options\.lockfilePath must not be empty/],
-      ['a lockfilePath that is not a string', { lockfilePath: 7 }, TypeError, /options\.lockfilePath must be a string/],
-      ['an unknown key next to known ones', { timeout: 10, retries: 3 }, TypeError, /Unknown option 'retries'/],
-      ['a boolean timeout', { timeout: true }, TypeError, /options\.timeout must be a number of milliseconds, got boolean true/],
-      ['a negative infinite timeout', { timeout: -Infinity }, RangeError, /options\.timeout must be a non-negative number or Infinity, got -Infinity/],
-    ])('rejects %s', async (_what, options, type, message) => {
+      ['options that are a string', 'fast', TypeError, 'ERR_INVALID_ARG_TYPE', /options must be an object, got string "fast"/],
+      ['options that are null', null, TypeError, 'ERR_INVALID_ARG_TYPE', /options must be an object, got null/],
+      ['an unknown option key', { timeOut: 5 }, TypeError, 'ERR_INVALID_ARG_VALUE', /Unknown option 'timeOut'.*timeout/],
+      ['a negative timeout', { timeout: -1 }, RangeError, 'ERR_OUT_OF_RANGE', /options\.timeout must be a non-negative number.*-1/],
+      ['a NaN timeout', { timeout: NaN }, RangeError, 'ERR_OUT_OF_RANGE', /options\.timeout .*NaN/],
+      ['a string timeout', { timeout: '100' }, TypeError, 'ERR_INVALID_ARG_TYPE', /options\.timeout must be a number of milliseconds, got string "100"/],
+      ['a signal that is not an AbortSignal', { signal: { aborted: 'no' } }, TypeError, 'ERR_INVALID_ARG_TYPE', /options\.signal must be an AbortSignal/],
+      ['an empty lockfilePath', { lockfilePath: '' }, TypeError, 'ERR_INVALID_ARG_VALUE', /options\.lockfilePath must not be empty/],
+      ['a lockfilePath that is not a string', { lockfilePath: 7 }, TypeError, 'ERR_INVALID_ARG_TYPE', /options\.lockfilePath must be a string/],
+      ['an unknown key next to known ones', { timeout: 10, retries: 3 }, TypeError, 'ERR_INVALID_ARG_VALUE', /Unknown option 'retries'/],
+      ['a boolean timeout', { timeout: true }, TypeError, 'ERR_INVALID_ARG_TYPE', /options\.timeout must be a number of milliseconds, got boolean true/],
+      ['a negative infinite timeout', { timeout: -Infinity }, RangeError, 'ERR_OUT_OF_RANGE', /options\.timeout must be a non-negative number or Infinity, got -Infinity/],
+    ])('rejects %s with the error type and Node\'s code for it', async (_what, options, type, code, message) => {
       const error = await rejection(() => call(path, options));
       expect(error).toBeInstanceOf(type);
+      expect((error as NodeJS.ErrnoException).code).toBe(code);
       expect((error as Error).message).toMatch(message);
       // A rejected call must not leave the lock taken.
       expect(await agent.canLock(path)).toBe(true);
@@ -84,7 +86,29 @@ describe('bad arguments', () => {
     const path = resourceIn(tempDir());
     const error = await rejection(() => anyWithFileLock(path, fn));
     expect(error).toBeInstanceOf(TypeError);
+    expect((error as NodeJS.ErrnoException).code).toBe('ERR_INVALID_ARG_TYPE');
     expect((error as Error).message).toMatch(message);
+    expect(await agent.canLock(path)).toBe(true);
+  });
+  it('gives the same codes from the several-lock, synchronous and lock manager calls', async () => {
+    const path = resourceIn(tempDir());
+    const codeOf = (call: () => unknown) => {
+      try {
+        call();
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code;
+      }
+      return 'no error';
+    };
+    const loose = { withFileLocks, lockSync, withFileLockSync, createLockManager } as unknown as Record<string, (...args: unknown[]) => unknown>;
+    expect(await rejection(() => loose.withFileLocks!([], () => 1) as Promise<unknown>)).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    expect(await rejection(() => loose.withFileLocks!(path, () => 1) as Promise<unknown>)).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(await rejection(() => loose.withFileLocks!([{ path, colour: 'red' }], () => 1) as Promise<unknown>)).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    expect(codeOf(() => loose.lockSync!(path, { timeout: -1 }))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => loose.lockSync!(42))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => loose.withFileLockSync!(path, 'not a function'))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => loose.createLockManager!(''))).toBe('ERR_INVALID_ARG_VALUE');
+    await expect(createLockManager(tempDir()).request('x', { timeout: 5 } as never, () => {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
     expect(await agent.canLock(path)).toBe(true);
   });
 });
