@@ -60,9 +60,9 @@ function fail(message) {
   process.stderr.write(`${NAME}: ${message}\n`);
 }
 
-/** 5, 0.5, 300ms, 5s, 2m → milliseconds. */
+/** 5, 0.5, 1e3 (flock(1) reads any decimal float), 300ms, 5s, 2m → milliseconds. */
 function parseTime(text) {
-  const m = /^(\d+(?:\.\d*)?|\.\d+)(ms|s|m)?$/.exec(text.trim());
+  const m = /^((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(ms|s|m)?$/.exec(text.trim());
   if (!m) throw new UsageError(`invalid timeout value: '${text}' (seconds, or 300ms, 5s, 2m)`);
   const n = Number(m[1]);
   const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;

@@ -83,9 +83,9 @@ describe('the CLI runs a command under the lock', () => {
     expect(after).toMatchObject({ code: 0, stdout: '1\n' });
   });
 
-  it('accepts -w in seconds, fractions and the 300ms, 5s and 2m forms when the lock is free', async () => {
+  it('accepts -w in seconds, fractions, exponent forms as flock(1) does, and the 300ms, 5s and 2m forms when the lock is free', async () => {
     const file = resourceIn(tempDir());
-    for (const time of ['5', '0.5', '300ms', '5s', '2m']) {
+    for (const time of ['5', '0.5', '1e3', '2.5E-1', '300ms', '5s', '2m']) {
       expect((await run(['-w', time, file, '-c', 'exit 0'])).code, time).toBe(0);
     }
     expect((await run([`--timeout=2s`, file, '-c', 'exit 0'])).code).toBe(0);
