@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 
 /**
@@ -138,7 +140,9 @@ export function systemError(errno: number, syscall: string, path: string, resour
   const detail =
     name === 'EBADF' && LOCK_CALLS.has(syscall)
       ? 'the lock file could only be opened read-only, and this file system needs a writable descriptor for an exclusive lock'
-      : (HINTS[name] ?? errorMessage(errno));
+      : name === 'ENOENT' && isDirectory(dirname(path))
+        ? 'its directory exists, but the file system would not create the lock file there, as /proc and /sys do not'
+        : (HINTS[name] ?? errorMessage(errno));
   return new FileLockError(`${name}: ${syscall} failed on lock file '${path}'${detail ? ` (${detail})` : ''}`, {
     code: name,
     errno,
@@ -146,6 +150,14 @@ export function systemError(errno: number, syscall: string, path: string, resour
     path,
     resource,
   });
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** A Node fs error (open, realpath) wrapped so the message says what was being locked. */

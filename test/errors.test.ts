@@ -160,6 +160,14 @@ describe('system errors name the path and leave nothing held', () => {
     expect(e.resource).toBe(path);
   });
 
+  it('an ENOENT where the directory exists blames the file system, not a missing directory (as /proc gives)', async (ctx) => {
+    skipWithout(ctx, 'linux', '/proc');
+    // /proc exists, but nothing can be created in it: open(O_CREAT) answers ENOENT.
+    const e = await expectCodedError(() => lock('/proc/nfl-test-resource'), 'ENOENT', '/proc/nfl-test-resource.lock');
+    expect(e.message).not.toMatch(/does not exist/);
+    expect(e.message).toMatch(/file system/);
+  });
+
   it('a parent that is a regular file rejects with ENOTDIR', async () => {
     const dir = tempDir();
     const file = resourceIn(dir, 'plain');
