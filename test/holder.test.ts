@@ -1,6 +1,6 @@
 // Who holds a lock: inspect(), isLocked() and the holder named by a timeout,
 // against real holders (this library in other processes, flock(1), Python).
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -222,6 +222,31 @@ describe('inspect never creates the lock file', () => {
     const error = await fileLockError(async () => inspect(join(dir, 'no-such-dir', 'data')));
     expect(error.code).toBe('ENOENT');
     expect(error.path).toContain('no-such-dir');
+  });
+});
+
+describe('inspect on something that is not a lock file', () => {
+  it.each([
+    ['from /proc/locks', undefined],
+    ['when it must try', '1'],
+  ])('a directory at the lock path is EISDIR, as lock() says, not free (%s)', async (_how, noProcLocks) => {
+    const saved = process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS;
+    if (noProcLocks === undefined) delete process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS;
+    else process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS = noProcLocks;
+    try {
+      const dir = realpathSync(tempDir());
+      const lockfilePath = join(dir, 'a-directory');
+      mkdirSync(lockfilePath);
+      const path = join(dir, 'data');
+      const fromLock = await fileLockError(() => lock(path, { lockfilePath }));
+      const fromInspect = await fileLockError(async () => inspect(path, { lockfilePath }));
+      expect(fromInspect).toMatchObject({ code: 'EISDIR', path: lockfilePath });
+      expect(fromInspect.code).toBe(fromLock.code);
+      expect(() => isLocked(path, { lockfilePath })).toThrow(/EISDIR/);
+    } finally {
+      if (saved === undefined) delete process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS;
+      else process.env.NATIVE_FILE_LOCK_TEST_NO_PROC_LOCKS = saved;
+    }
   });
 });
 
