@@ -320,7 +320,8 @@ describe('README.md’s Errors section', () => {
 // The CLI: every flag and subcommand `--help` prints is in README's "Command line" section.
 
 describe('README.md’s Command line section', () => {
-  const help = runSync(process.execPath, [join(root, 'bin', 'native-file-lock.mjs'), '--help']);
+  // The full environment: node must keep a preloaded sanitizer runtime (runSync's default drops it).
+  const help = runSync(process.execPath, [join(root, 'bin', 'native-file-lock.mjs'), '--help'], { env: process.env });
   const flagsIn = (text: string) => [...text.matchAll(/(?<![\w-])(--?[A-Za-z][\w-]*)/g)].map((m) => m[1]!);
   const options = help.stdout.slice(help.stdout.indexOf('\nOptions:\n'), help.stdout.indexOf('\nExit status'));
   const usage = help.stdout.slice(help.stdout.indexOf('Usage:'), help.stdout.indexOf('\n\n'));
