@@ -61,13 +61,9 @@ function baselineOf(dir) {
     throw new Error(`--baseline: cannot read ${join(folder, 'package.json')}: ${error.message}`);
   }
   if (name !== 'native-file-lock') throw new Error(`--baseline: ${folder} holds '${name}', not native-file-lock`);
-  let commit = '';
-  try {
-    commit = execFileSync('git', ['-C', folder, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    // Not a git checkout: the folder names it.
-  }
-  return { folder, label: `native-file-lock at ${commit || folder}` };
+  // Not a git checkout: the folder names it.
+  const { commit, dirtySource } = gitState(folder);
+  return { folder, label: `native-file-lock at ${commit ? `${commit}${dirtySource ? '+' : ''}` : folder}` };
 }
 
 function readHeader() {
@@ -135,10 +131,11 @@ function compileC() {
   }
 }
 
-function gitState() {
+/** The commit of a checkout (this one by default), and whether its src/ or native/ has uncommitted changes. */
+function gitState(dir = ROOT) {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'native'], { cwd: ROOT }).toString().trim() !== '';
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'native'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
     return { commit, dirtySource: dirty };
   } catch {
     return {};

@@ -47,8 +47,7 @@ export function inspect(path: LockPath, options?: LockOptions): LockState {
   const resource = validatePath(path, 'path');
   const { lockfilePath } = validateOptions(options);
   const { lockPath, key } = lockPathFor(resource, lockfilePath);
-  // Something other than a regular file there gets the error lock() gives, from the try.
-  if (procLocksReadable() && regularOrMissing(lockPath)) {
+  if (procLocksReadable()) {
     const state = readProcLocks(lockPath);
     // In a child pid namespace (a container) /proc/locks leaves out the
     // locks of processes it cannot see: a lock it shows free is tried.
@@ -72,14 +71,6 @@ export function inspect(path: LockPath, options?: LockOptions): LockState {
  */
 export function isLocked(path: LockPath, options?: LockOptions): boolean {
   return inspect(path, options).locked;
-}
-
-function regularOrMissing(path: string): boolean {
-  try {
-    return lstatSync(path).isFile();
-  } catch {
-    return true; // Missing (free), or an error the try reports as lock() would.
-  }
 }
 
 // --- elsewhere: try once, release at once ------------------------------------

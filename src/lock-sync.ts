@@ -1,12 +1,12 @@
 import { inspect } from 'node:util';
 
 import { argTypeError, argValueError, FileLockError, LockTimeoutError } from './errors.js';
-import { holderFor } from './proc-locks.js';
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import { context, lineFor, type Line } from './line.js';
 import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
 import { lockPathFor } from './paths.js';
+import { holderFor } from './proc-locks.js';
 import { noteHeld } from './watch-held.js';
 // For the {@link} references in the docs below.
 import type { tryLock, withFileLock } from './lock.js';

@@ -96,6 +96,8 @@ export function readProcLocks(lockPath: string): LockState | undefined {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { locked: false };
     return undefined;
   }
+  // Not a lock file (a directory, a FIFO...): only trying it can say how lock() fails there.
+  if (!st.isFile()) return undefined;
   let text: string;
   try {
     text = readFileSync(PROC_LOCKS, 'latin1');
