@@ -31,6 +31,8 @@ const ROOT = dirname(BENCH);
 const RESULTS = join(BENCH, 'results');
 
 const SCENARIOS = ['uncontended', 'contended', 'handoff', 'scaling', 'sqlite', 'memory', 'writer-wait'];
+// The readers' point the shared-scaling target is judged at (bench/README.md says why).
+const SHARED_AT = 4;
 const LABELS = { c: 'C flock (the limit)', ours: 'native-file-lock', sync: 'native-file-lock withFileLockSync', fsne: 'fs-native-extensions', plf: 'proper-lockfile' };
 
 function parseArgs(argv) {
@@ -194,6 +196,10 @@ function targets(results) {
     if (ok(sc)) for (const [n, s] of Object.entries(sc.series)) for (const pt of s) if (pt.lost !== 0) (lost += pt.lost), where.push(`${n}×${pt.procs}`);
     add('contended', '0 lost updates (every contender and run)', lost, `${lost}${where.length ? ` (${where.join(', ')})` : ''}`, lost === 0);
   }
+  const shared = ok(sc) ? sc.series.shared?.find((pt) => pt.procs === SHARED_AT) : undefined;
+  if (shared) {
+    add('scaling', `shared: ${SHARED_AT} reader processes ≥ 1.6× one reader's throughput`, shared.overOne, ratioText(shared.overOne), shared.overOne >= 1.6);
+  }
   if (ok(q)) {
     const s = q.summary;
     add('sqlite', 'withFileLock mode: 0 failed transactions', s.ours?.failed, String(s.ours?.failed ?? '—'), s.ours?.failed === 0);
@@ -290,7 +296,7 @@ async function main() {
   const written = [join(RESULTS, 'latest.json'), dated];
   if (results.scaling && !results.scaling.error) {
     const note = `${opts.quick ? 'quick run' : 'full run'}, ${output.date.slice(0, 10)}, node ${env.node}, ${env.cpus} CPUs, ${env.platform}; medians of ${results.scaling.rounds} round(s) per point`;
-    const svg = scalingChart(results.scaling, LABELS, note);
+    const svg = scalingChart(results.scaling, { ...LABELS, exclusive: 'native-file-lock, exclusive', shared: 'native-file-lock, { shared: true }' }, note);
     writeFileSync(join(RESULTS, 'chart.svg'), svg);
     written.push(join(RESULTS, 'chart.svg'));
     if (!opts.quick || opts.chart) {

@@ -1,12 +1,16 @@
 // The scaling chart as a standalone SVG, built as a string: throughput and
 // max wait against the number of processes, both on log scales (the
-// contenders are orders of magnitude apart).
+// contenders are orders of magnitude apart); below them, this library's
+// readers, exclusive and shared: throughput, and throughput over one
+// reader's on a linear scale.
 
 const STYLE = {
   ours: { color: '#2563eb', dash: '', width: 3 },
   c: { color: '#6b7280', dash: '6 4', width: 2 },
   fsne: { color: '#ea580c', dash: '', width: 2 },
   plf: { color: '#16a34a', dash: '', width: 2 },
+  exclusive: { color: '#7c3aed', dash: '', width: 2 },
+  shared: { color: '#0891b2', dash: '', width: 3 },
 };
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -31,19 +35,29 @@ function logTicks(lo, hi) {
   return { ticks, lo: 10 ** from, hi: 10 ** to };
 }
 
-function panel({ x0, y0, w, h, title, unit, points, series, value, labels }) {
+/** Ticks every 0.5 from 0 to a little above the largest value. */
+function linearTicks(hi) {
+  // At least 2×: two CPUs' worth, the ideal the readers are measured against.
+  const top = Math.max(2, Math.ceil(hi * 2) / 2);
+  const ticks = [];
+  for (let t = 0; t <= top + 1e-9; t += top > 4 ? 1 : 0.5) ticks.push(t);
+  return { ticks, lo: 0, hi: top };
+}
+
+function panel({ x0, y0, w, h, title, unit, points, series, value, labels, linear = false }) {
   const values = [];
   for (const s of Object.values(series)) for (const pt of s) if (value(pt) > 0) values.push(value(pt));
   if (values.length === 0) return '';
-  const { ticks, lo, hi } = logTicks(Math.min(...values), Math.max(...values));
+  const { ticks, lo, hi } = linear ? linearTicks(Math.max(...values)) : logTicks(Math.min(...values), Math.max(...values));
   const px = (i) => x0 + (points.length === 1 ? w / 2 : (i * w) / (points.length - 1));
-  const py = (v) => y0 + h - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * h;
+  const scale = linear ? (v) => v : (v) => Math.log10(Math.max(v, lo));
+  const py = (v) => y0 + h - ((scale(v) - scale(lo)) / (scale(hi) - scale(lo))) * h;
   const out = [];
   out.push(`<text x="${x0 + w / 2}" y="${y0 - 14}" text-anchor="middle" font-size="15" font-weight="600">${esc(title)}</text>`);
   for (const t of ticks) {
     const y = py(t).toFixed(1);
     out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" stroke="#e5e7eb"/>`);
-    out.push(`<text x="${x0 - 8}" y="${y}" dy="4" text-anchor="end" font-size="11" fill="#374151">${esc(niceNumber(t))}</text>`);
+    out.push(`<text x="${x0 - 8}" y="${y}" dy="4" text-anchor="end" font-size="11" fill="#374151">${esc(linear ? `${t}×` : niceNumber(t))}</text>`);
   }
   points.forEach((p, i) => {
     out.push(`<line x1="${px(i)}" x2="${px(i)}" y1="${y0}" y2="${y0 + h}" stroke="#f3f4f6"/>`);
@@ -63,30 +77,53 @@ function panel({ x0, y0, w, h, title, unit, points, series, value, labels }) {
   return out.join('\n');
 }
 
+function legend(names, labels, y, width) {
+  const legendW = 230;
+  const parts = [];
+  let lx = width / 2 - (names.length * legendW) / 2;
+  for (const name of names) {
+    const st = STYLE[name] ?? { color: '#111827', dash: '', width: 2 };
+    parts.push(`<line x1="${lx}" x2="${lx + 28}" y1="${y}" y2="${y}" stroke="${st.color}" stroke-width="${st.width}"${st.dash ? ` stroke-dasharray="${st.dash}"` : ''}/>`);
+    parts.push(`<text x="${lx + 36}" y="${y + 4}" font-size="12">${esc(labels[name] ?? name)}</text>`);
+    lx += legendW;
+  }
+  return parts.join('\n');
+}
+
+const pick = (series, keep) => Object.fromEntries(Object.entries(series).filter(([name]) => keep(name)));
+
 /**
- * scaling: { points: [1,2,4,...], series: { name: [{ procs, throughput, waitMaxMs }] } }
+ * scaling: { points: [1,2,4,...], series: { name: [{ procs, throughput, waitMaxMs, overOne }] } },
+ * where the series exclusive and shared are the readers' workload.
  * labels: display name per contender; note: one line under the title.
  */
 export function scalingChart(scaling, labels, note) {
   const W = 960;
-  const H = 440;
-  const common = { points: scaling.points, series: scaling.series, labels, w: 360, h: 270, y0: 90 };
+  const readers = (name) => name === 'exclusive' || name === 'shared';
+  const counter = pick(scaling.series, (n) => !readers(n));
+  const reading = pick(scaling.series, readers);
+  const hasReaders = Object.keys(reading).length > 0;
+  const H = hasReaders ? 880 : 440;
+  const common = { points: scaling.points, labels, w: 360, h: 270 };
+  const top = { ...common, series: counter, y0: 90 };
+  const bottom = { ...common, series: reading, y0: 530 };
+  const kib = (scaling.dataBytes ?? 4096) / 1024;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
     `<text x="${W / 2}" y="24" text-anchor="middle" font-size="17" font-weight="700">One lock, N processes: read-increment-write of a counter file</text>`,
     `<text x="${W / 2}" y="42" text-anchor="middle" font-size="11" fill="#6b7280">${esc(note)}</text>`,
-    panel({ ...common, x0: 90, title: 'Throughput (cycles/s, higher is better)', unit: 'cycles per second', value: (pt) => pt.throughput }),
-    panel({ ...common, x0: 570, title: 'Longest single wait (ms, lower is better)', unit: 'max wait (ms)', value: (pt) => pt.waitMaxMs }),
+    panel({ ...top, x0: 90, title: 'Throughput (cycles/s, higher is better)', unit: 'cycles per second', value: (pt) => pt.throughput }),
+    panel({ ...top, x0: 570, title: 'Longest single wait (ms, lower is better)', unit: 'max wait (ms)', value: (pt) => pt.waitMaxMs }),
+    legend(Object.keys(counter), labels, 418, W),
   ];
-  const names = Object.keys(scaling.series);
-  const legendW = 190;
-  let lx = W / 2 - (names.length * legendW) / 2;
-  for (const name of names) {
-    const st = STYLE[name] ?? { color: '#111827', dash: '', width: 2 };
-    parts.push(`<line x1="${lx}" x2="${lx + 28}" y1="${H - 22}" y2="${H - 22}" stroke="${st.color}" stroke-width="${st.width}"${st.dash ? ` stroke-dasharray="${st.dash}"` : ''}/>`);
-    parts.push(`<text x="${lx + 36}" y="${H - 18}" font-size="12">${esc(labels[name] ?? name)}</text>`);
-    lx += legendW;
+  if (hasReaders) {
+    parts.push(
+      `<text x="${W / 2}" y="470" text-anchor="middle" font-size="17" font-weight="700">N reader processes of native-file-lock: read and hash a ${kib} KiB file under the lock</text>`,
+      panel({ ...bottom, x0: 90, title: 'Throughput (cycles/s, higher is better)', unit: 'cycles per second', value: (pt) => pt.throughput }),
+      panel({ ...bottom, x0: 570, title: "Throughput over one reader's", unit: 'N processes / 1 process', value: (pt) => pt.overOne, linear: true }),
+      legend(Object.keys(reading), labels, H - 20, W),
+    );
   }
   parts.push('</svg>');
   return parts.join('\n') + '\n';

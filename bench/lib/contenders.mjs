@@ -24,6 +24,8 @@ export async function loadContender(name, options = {}) {
     case 'base': {
       // base: another build of this library (bench --baseline=DIR), through its CommonJS entry.
       const { withFileLock, lock } = name === 'base' ? require(process.env.NFL_BENCH_BASELINE) : await loadOurs();
+      // options.shared: readers, { shared: true } on every call.
+      if (options.shared) return { run: (path, fn) => withFileLock(path, fn, { shared: true }) };
       return {
         run: (path, fn) => withFileLock(path, fn),
         acquire: async (path) => {

@@ -1,6 +1,8 @@
 // One contended run, shared by the contended and the scaling scenarios:
 // `procs` processes each take the lock `cycles` times around a
-// read-increment-write of one counter file.
+// read-increment-write of one counter file, or (readers: true) around reading
+// and hashing a 4 KiB file, with shared locks when shared is true.
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -9,23 +11,30 @@ import { max, min, quantileSorted } from '../lib/stats.mjs';
 
 const WIDTH = 20;
 
-export async function contendedRun(ctx, contender, procs, cycles) {
-  const dir = ctx.dir(`contended-${contender}-${procs}`);
+export const DATA_BYTES = 4096;
+
+export async function contendedRun(ctx, contender, procs, cycles, { readers = false, shared = false } = {}) {
+  const kind = readers ? (shared ? 'shared' : 'exclusive') : 'counter';
+  const dir = ctx.dir(`contended-${contender}-${kind}-${procs}`);
   const resource = join(dir, 'resource');
   const counter = join(dir, 'counter');
+  const data = join(dir, 'data');
   writeFileSync(resource, '');
   writeFileSync(counter, '0'.repeat(WIDTH));
+  if (readers) writeFileSync(data, randomBytes(DATA_BYTES));
+  const work = readers ? ['--data', data, '--shared', shared ? '1' : '0'] : ['--counter', counter];
   const children = [];
   for (let i = 0; i < procs; i++) {
-    const label = `${contender} contended worker ${i + 1}/${procs}`;
+    const label = `${contender} ${readers ? `${kind} reader` : 'contended worker'} ${i + 1}/${procs}`;
     children.push(
       contender === 'c'
         ? ctx.c(['contended', `${resource}.lock`, counter, String(cycles)], label)
-        : ctx.node('contended.mjs', ['--contender', contender, '--path', resource, '--counter', counter, '--cycles', String(cycles), '--warmupMs', String(ctx.quick ? 50 : 300)], label),
+        : ctx.node('contended.mjs', ['--contender', contender, '--path', resource, ...work, '--cycles', String(cycles), '--warmupMs', String(ctx.quick ? 50 : 300)], label),
     );
   }
   const results = await runTogether(children);
-  const final = Number(readFileSync(counter, 'latin1'));
+  // Readers change nothing: a lost update is a digest that did not match.
+  const final = readers ? procs * cycles - results.reduce((n, r) => n + r.mismatches, 0) : Number(readFileSync(counter, 'latin1'));
   const start = min(results.map((r) => r.start));
   const end = max(results.map((r) => r.end));
   const wallMs = (end - start) / 1e6;
