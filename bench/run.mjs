@@ -8,7 +8,8 @@
 //
 //   --quick            fewer rounds and cycles
 //   --only=a,b         scenarios to run: uncontended, contended, handoff,
-//                      scaling, sqlite, memory, writer-wait (default: all)
+//                      scaling, sqlite, memory, writer-wait, sync-wait
+//                      (default: all)
 //   --skip=a,b         contenders to leave out: c, ours, sync, fsne, plf
 //   --chart            also write bench/chart.svg in quick mode (a full run
 //                      that includes scaling always does)
@@ -30,7 +31,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
 const RESULTS = join(BENCH, 'results');
 
-const SCENARIOS = ['uncontended', 'contended', 'handoff', 'scaling', 'sqlite', 'memory', 'writer-wait'];
+const SCENARIOS = ['uncontended', 'contended', 'handoff', 'scaling', 'sqlite', 'memory', 'writer-wait', 'sync-wait'];
 // The readers' point the shared-scaling target is judged at (bench/README.md says why).
 const SHARED_AT = 4;
 const LABELS = { c: 'C flock (the limit)', ours: 'native-file-lock', sync: 'native-file-lock withFileLockSync', fsne: 'fs-native-extensions', plf: 'proper-lockfile' };
@@ -173,6 +174,7 @@ function targets(results) {
   const q = results.sqlite;
   const m = results.memory;
   const ww = results['writer-wait'];
+  const sw = results['sync-wait'];
   const ok = (r) => r && !r.error;
   const rows = [];
   const add = (scenario, target, value, shown, pass) => rows.push({ scenario, target, value, shown, pass: value === undefined || Number.isNaN(value) ? null : pass });
@@ -217,6 +219,11 @@ function targets(results) {
   if (ok(ww) && ww.summary.ours) {
     const s = ww.summary.ours;
     add('writer-wait', 'writer max wait ≤ 20 reader holds (our readers)', s.maxHolds, `${fmt(s.maxHolds, 1)} holds (${fmt(s.maxMs, 1)} ms)`, s.maxHolds <= 20 && s.starved === 0);
+  }
+  if (ok(sw)) {
+    const sync = Object.entries(sw.summary).filter(([api]) => api !== 'withFileLock');
+    const worst = Math.max(...sync.map(([, s]) => s.maxCpuPct));
+    add('sync-wait', `blocked sync waiters (${sync.map(([api]) => api).join(', ')}) ≤ 5% of a CPU`, worst, `${fmt(worst, 2)}% (worst wait)`, worst <= 5);
   }
   return rows;
 }
