@@ -32,7 +32,7 @@ export async function run(ctx) {
   const cycles = ctx.quick ? { c: 10000, ours: 2000, fsne: 400 } : { c: 40000, ours: 10000, fsne: 2500 };
   // Readers: the same number of cycles at every point, split between the
   // processes, so that each point takes about as long as one reader alone.
-  const readerCycles = ctx.quick ? 8000 : 40000;
+  const readerCycles = ctx.quick ? 6000 : 40000;
   const names = ctx.contenders(['c', 'ours', 'fsne']);
   const readerNames = ctx.contenders(['ours']).length > 0 ? Object.keys(READERS) : [];
   const all = [...names, ...readerNames];

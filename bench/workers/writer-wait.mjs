@@ -1,13 +1,14 @@
 // Writer wait among readers, one process of it:
 //   --role reader: shared holds of --hold ms in --loops staggered loops, so
 //     that some reader of this process nearly always holds the lock, until
-//     the driver says 'stop'; result { acquisitions }.
+//     the driver says 'stop'; result { acquisitions, usage }.
 //   --role writer: --count times, after a --gap ms pause, an exclusive lock
-//     with a --timeout ms limit, held --hold ms; result { waitsMs, starved }.
+//     with a --timeout ms limit, held --hold ms; result { waitsMs, starved,
+//     usage }.
 //     A wait that times out counts as starved and as --timeout ms.
 import { lock, withFileLock } from 'native-file-lock';
 
-import { args, fail, finish, nextLine, say } from '../lib/worker-io.mjs';
+import { args, fail, finish, nextLine, say, usage, usageSince } from '../lib/worker-io.mjs';
 
 const a = args();
 const hold = Number(a.hold);
@@ -15,6 +16,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 say('ready');
 if ((await nextLine()) !== 'go') fail(new Error('expected go'));
+const used = usage();
 
 if (a.role === 'reader') {
   const loops = Number(a.loops);
@@ -30,7 +32,7 @@ if (a.role === 'reader') {
     while (!stopped) await withFileLock(a.path, held, { shared: true });
   };
   await Promise.all([stop, ...Array.from({ length: loops }, (_, i) => loop(i))]);
-  finish({ acquisitions });
+  finish({ acquisitions, usage: usageSince(used) });
 } else {
   const timeout = Number(a.timeout);
   const waitsMs = [];
@@ -49,5 +51,5 @@ if (a.role === 'reader') {
       starved++;
     }
   }
-  finish({ waitsMs, starved });
+  finish({ waitsMs, starved, usage: usageSince(used) });
 }
