@@ -78,17 +78,6 @@ static void cycle(const char *path) {
   if (close(fd) != 0) die("close", path);
 }
 
-static int uncontended(const char *path, long cycles) {
-  /* Warm the dentry cache and the branch predictors like the JIT warm-up
-     the Node contenders get. */
-  for (long i = 0; i < 1000; i++) cycle(path);
-  int64_t t0 = now_ns();
-  for (long i = 0; i < cycles; i++) cycle(path);
-  int64_t t1 = now_ns();
-  say("result {\"cycles\":%ld,\"usPerCycle\":%.4f}\n", cycles, (double)(t1 - t0) / 1000.0 / (double)cycles);
-  return 0;
-}
-
 struct usage {
   double cpu_us;
   long vcsw, ivcsw;
@@ -100,6 +89,20 @@ static struct usage usage_now(void) {
   struct usage u = {(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec), ru.ru_nvcsw,
                     ru.ru_nivcsw};
   return u;
+}
+
+static int uncontended(const char *path, long cycles) {
+  /* Warm the dentry cache and the branch predictors like the JIT warm-up
+     the Node contenders get. */
+  for (long i = 0; i < 1000; i++) cycle(path);
+  struct usage used = usage_now();
+  int64_t t0 = now_ns();
+  for (long i = 0; i < cycles; i++) cycle(path);
+  int64_t t1 = now_ns();
+  struct usage after = usage_now();
+  say("result {\"cycles\":%ld,\"usPerCycle\":%.4f,\"usage\":{\"cpuUs\":%.0f,\"vcsw\":%ld,\"ivcsw\":%ld}}\n", cycles, (double)(t1 - t0) / 1000.0 / (double)cycles,
+      after.cpu_us - used.cpu_us, after.vcsw - used.vcsw, after.ivcsw - used.ivcsw);
+  return 0;
 }
 
 static int contended(const char *path, const char *counter_path, long cycles) {
@@ -139,10 +142,17 @@ static int contended(const char *path, const char *counter_path, long cycles) {
 /*
  * hold          -> take the lock, answer "held"
  * wait          -> answer "waiting", block until the lock is ours, stamp,
- *                  release, answer "acquired STAMP"
- * release US    -> sleep US microseconds, stamp, release, answer "released STAMP"
+ *                  release, answer "acquired STAMP CPU_US VCSW IVCSW" (the
+ *                  usage of this process over the wait)
+ * release US    -> sleep US microseconds, stamp, release, answer
+ *                  "released STAMP CPU_US VCSW IVCSW" (over the release)
  * quit          -> answer "result {}" and exit
  */
+static void say_usage(const char *word, int64_t stamp, struct usage since) {
+  struct usage now = usage_now();
+  say("%s %lld %.0f %ld %ld\n", word, (long long)stamp, now.cpu_us - since.cpu_us, now.vcsw - since.vcsw, now.ivcsw - since.ivcsw);
+}
+
 static int handoff(const char *path) {
   char line[64];
   int held = -1;
@@ -155,22 +165,24 @@ static int handoff(const char *path) {
       say("held\n");
     } else if (strcmp(line, "wait") == 0) {
       say("waiting\n");
+      struct usage used = usage_now();
       int fd = open_lock(path);
       lock_fd(fd, path);
       int64_t t1 = now_ns();
       unlock_fd(fd, path);
       close(fd);
-      say("acquired %lld\n", (long long)t1);
+      say_usage("acquired", t1, used);
     } else if (strncmp(line, "release ", 8) == 0) {
       long us = strtol(line + 8, NULL, 10);
       struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
       while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
       }
+      struct usage used = usage_now();
       int64_t t0 = now_ns();
       unlock_fd(held, path);
       close(held);
       held = -1;
-      say("released %lld\n", (long long)t0);
+      say_usage("released", t0, used);
     } else if (strcmp(line, "quit") == 0) {
       say("result {}\n");
       return 0;

@@ -1,6 +1,8 @@
 // Scenario 3: how long after one process releases does a blocked waiter in
 // another process hold the lock? Both stamp CLOCK_MONOTONIC, which every
-// process shares, so the latency is t(acquired in B) - t(release in A).
+// process shares, so the latency is t(acquired in B) - t(release in A). Each
+// handoff's CPU time and context switches are the waiter's over its wait
+// (blocked 1-2 ms) plus the holder's over its release.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -19,6 +21,12 @@ async function handoffRun(ctx, contender, count) {
   const holder = spawnEnd('holder');
   const waiter = spawnEnd('waiter');
   const latencies = [];
+  const usages = [];
+  // "STAMP CPU_US VCSW IVCSW"
+  const parse = (line) => {
+    const [t, cpuUs, vcsw, ivcsw] = line.split(' ').map(Number);
+    return { t, cpuUs, switches: vcsw + ivcsw };
+  };
   try {
     await Promise.all([holder.expect('ready'), waiter.expect('ready')]);
     // The first handoffs compile the waiting path; they are not measured.
@@ -31,9 +39,12 @@ async function handoffRun(ctx, contender, count) {
       // Long enough for the waiter to be parked in its wait, varied so a
       // polling waiter's schedule cannot line up with the release.
       holder.send(`release ${1000 + Math.floor(Math.random() * 1000)}`);
-      const t0 = Number(await holder.expect('released'));
-      const t1 = Number(await waiter.expect('acquired'));
-      if (i >= warmup) latencies.push((t1 - t0) / 1000);
+      const released = parse(await holder.expect('released'));
+      const acquired = parse(await waiter.expect('acquired'));
+      if (i >= warmup) {
+        latencies.push((acquired.t - released.t) / 1000);
+        usages.push({ cpuUs: released.cpuUs + acquired.cpuUs, switches: released.switches + acquired.switches });
+      }
     }
     holder.send('quit');
     waiter.send('quit');
@@ -43,7 +54,7 @@ async function handoffRun(ctx, contender, count) {
     waiter.proc.kill('SIGKILL');
     throw error;
   }
-  return latencies;
+  return { latencies, usages };
 }
 
 export async function run(ctx) {
@@ -51,11 +62,27 @@ export async function run(ctx) {
   const count = ctx.quick ? { c: 60, ours: 60, fsne: 60, plf: 20 } : { c: 200, ours: 200, fsne: 200, plf: 60 };
   const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
   const latencies = Object.fromEntries(names.map((n) => [n, []]));
+  const usages = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const name of ctx.rotate(names, r)) latencies[name].push(...(await handoffRun(ctx, name, count[name])));
+    for (const name of ctx.rotate(names, r)) {
+      const got = await handoffRun(ctx, name, count[name]);
+      latencies[name].push(...got.latencies);
+      usages[name].push(...got.usages);
+    }
   }
+  const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
   const summary = Object.fromEntries(
-    names.map((n) => [n, { count: latencies[n].length, p50Us: median(latencies[n]), p99Us: quantile(latencies[n], 0.99), maxUs: max(latencies[n]) }]),
+    names.map((n) => [
+      n,
+      {
+        count: latencies[n].length,
+        p50Us: median(latencies[n]),
+        p99Us: quantile(latencies[n], 0.99),
+        maxUs: max(latencies[n]),
+        cpuUsPerHandoff: mean(usages[n].map((u) => u.cpuUs)),
+        switchesPerHandoff: mean(usages[n].map((u) => u.switches)),
+      },
+    ]),
   );
   const ratios = {
     p50OursOverC: ratio(summary.ours?.p50Us, summary.c?.p50Us),
@@ -64,7 +91,7 @@ export async function run(ctx) {
   };
   heading(`3. ${title} (release in one process → acquire in another; ${rounds} rounds alternating)`);
   table(
-    ['contender', 'handoffs', 'p50 µs', 'p99 µs', 'max µs', 'p50 vs C', 'p99 vs C'],
+    ['contender', 'handoffs', 'p50 µs', 'p99 µs', 'max µs', 'p50 vs C', 'p99 vs C', 'CPU µs/handoff', 'ctx sw/handoff'],
     names.map((n) => [
       ctx.label(n),
       summary[n].count,
@@ -73,6 +100,8 @@ export async function run(ctx) {
       fmt(summary[n].maxUs, 1),
       ratioText(ratio(summary[n].p50Us, summary.c?.p50Us)),
       ratioText(ratio(summary[n].p99Us, summary.c?.p99Us)),
+      fmt(summary[n].cpuUsPerHandoff),
+      fmt(summary[n].switchesPerHandoff),
     ]),
   );
   return { rounds, count, summary, ratios };

@@ -13,6 +13,9 @@ export async function run(ctx) {
   // sync: withFileLockSync, next to ours (withFileLock); base: another build of ours (--baseline).
   const names = ctx.contenders(['c', 'ours', 'base', 'sync', 'fsne', 'plf']);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
+  // Per round: CPU µs and context switches per cycle (all threads).
+  const cpu = Object.fromEntries(names.map((n) => [n, []]));
+  const switches = Object.fromEntries(names.map((n) => [n, []]));
   const resource = {};
   for (const n of names) {
     resource[n] = join(ctx.dir(`uncontended-${n}`), 'resource');
@@ -26,6 +29,8 @@ export async function run(ctx) {
           : ctx.node('uncontended.mjs', ['--contender', name, '--path', resource[name], '--cycles', String(cycles[name]), '--warmup', String(Math.min(5000, cycles[name]))], `${name} uncontended`);
       const result = await child.done();
       samples[name].push(result.usPerCycle);
+      cpu[name].push(result.usage.cpuUs / result.cycles);
+      switches[name].push((result.usage.vcsw + result.usage.ivcsw) / result.cycles);
     }
   }
   const med = Object.fromEntries(names.map((n) => [n, median(samples[n])]));
@@ -39,10 +44,21 @@ export async function run(ctx) {
 
   heading(`1. ${title} (${rounds} rounds, alternating; µs per lock+unlock cycle; ratios are medians of per-round ratios)`);
   table(
-    ['contender', 'cycles/round', 'median µs', 'min', 'max', 'vs ours', 'vs C'],
-    names.map((n) => [ctx.label(n), cycles[n], fmt(med[n], 3), fmt(min(samples[n]), 3), fmt(max(samples[n]), 3), ratioText(pairedRatio(samples[n], samples.ours)), ratioText(pairedRatio(samples[n], samples.c))]),
+    ['contender', 'cycles/round', 'median µs', 'min', 'max', 'vs ours', 'vs C', 'CPU µs/cycle', 'ctx sw/cycle'],
+    names.map((n) => [
+      ctx.label(n),
+      cycles[n],
+      fmt(med[n], 3),
+      fmt(min(samples[n]), 3),
+      fmt(max(samples[n]), 3),
+      ratioText(pairedRatio(samples[n], samples.ours)),
+      ratioText(pairedRatio(samples[n], samples.c)),
+      fmt(median(cpu[n]), 3),
+      fmt(median(switches[n]), 4),
+    ]),
   );
   console.log(`  ours/C ${ratioText(ratios.oursOverC)}   withFileLockSync/withFileLock ${ratioText(ratios.syncOverOurs)}   fs-native-extensions/ours ${ratioText(ratios.fsneOverOurs)}   proper-lockfile/ours ${ratioText(ratios.plfOverOurs)}`);
   if (samples.base) console.log(`  ours/${ctx.label('base')} ${ratioText(ratios.oursOverBase)} (this build's cycle over the baseline's)`);
-  return { rounds, cycles, samples, medianUs: med, ratios };
+  const usage = Object.fromEntries(names.map((n) => [n, { cpuUsPerCycle: median(cpu[n]), switchesPerCycle: median(switches[n]) }]));
+  return { rounds, cycles, samples, medianUs: med, usage, ratios };
 }

@@ -3,7 +3,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-import { args, finish } from '../lib/worker-io.mjs';
+import { args, finish, usage, usageSince } from '../lib/worker-io.mjs';
 import { loadContender } from '../lib/contenders.mjs';
 
 const a = args();
@@ -48,9 +48,11 @@ const initial = sample();
 // the lock file's descriptor that the loop reuses.
 for (let i = 0; i < 5000; i++) await run(a.path, noop);
 const before = sample();
+const used = usage();
 const t0 = performance.now();
 for (let i = 0; i < cycles; i++) await run(a.path, noop);
 const ms = performance.now() - t0;
+const spent = usageSince(used);
 const after = sample();
 
 // The library closes an idle lock file's descriptor after a second or two:
@@ -62,4 +64,4 @@ while ((idle.fds > initial.fds || idle.lockFds > 0) && performance.now() < deadl
   await new Promise((resolve) => setTimeout(resolve, 100));
   idle = sample();
 }
-finish({ cycles, ms, initial, before, after, idle, idleWaitedMs: Math.round(performance.now() - idleStart) });
+finish({ cycles, ms, usage: spent, initial, before, after, idle, idleWaitedMs: Math.round(performance.now() - idleStart) });

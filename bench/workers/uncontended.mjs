@@ -1,5 +1,5 @@
 // One contender, one process, nobody else: the cost of a lock cycle.
-import { args, finish } from '../lib/worker-io.mjs';
+import { args, finish, usage, usageSince } from '../lib/worker-io.mjs';
 import { loadContender } from '../lib/contenders.mjs';
 
 const a = args();
@@ -9,15 +9,18 @@ const noop = () => {};
 
 let t0;
 let t1;
+let used;
 if (runSync) {
   for (let i = 0, n = Number(a.warmup ?? 1000); i < n; i++) runSync(a.path, noop);
+  used = usage();
   t0 = performance.now();
   for (let i = 0; i < cycles; i++) runSync(a.path, noop);
   t1 = performance.now();
 } else {
   for (let i = 0, n = Number(a.warmup ?? 1000); i < n; i++) await run(a.path, noop);
+  used = usage();
   t0 = performance.now();
   for (let i = 0; i < cycles; i++) await run(a.path, noop);
   t1 = performance.now();
 }
-finish({ cycles, usPerCycle: ((t1 - t0) * 1000) / cycles });
+finish({ cycles, usPerCycle: ((t1 - t0) * 1000) / cycles, usage: usageSince(used) });
