@@ -1,8 +1,8 @@
 // The scaling chart as a standalone SVG, built as a string: throughput and
 // max wait against the number of processes, both on log scales (the
 // contenders are orders of magnitude apart); below them, this library's
-// readers, exclusive and shared: throughput, and throughput over one
-// reader's on a linear scale.
+// readers, exclusive and shared, and the same work with no lock:
+// throughput, and throughput over one reader's on a linear scale.
 
 const STYLE = {
   ours: { color: '#2563eb', dash: '', width: 3 },
@@ -11,6 +11,7 @@ const STYLE = {
   plf: { color: '#16a34a', dash: '', width: 2 },
   exclusive: { color: '#7c3aed', dash: '', width: 2 },
   shared: { color: '#0891b2', dash: '', width: 3 },
+  unlocked: { color: '#9ca3af', dash: '3 3', width: 2 },
 };
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -94,12 +95,12 @@ const pick = (series, keep) => Object.fromEntries(Object.entries(series).filter(
 
 /**
  * scaling: { points: [1,2,4,...], series: { name: [{ procs, throughput, waitMaxMs, overOne }] } },
- * where the series exclusive and shared are the readers' workload.
+ * where the series exclusive, shared and unlocked are the readers' workload.
  * labels: display name per contender; note: one line under the title.
  */
 export function scalingChart(scaling, labels, note) {
   const W = 960;
-  const readers = (name) => name === 'exclusive' || name === 'shared';
+  const readers = (name) => name === 'exclusive' || name === 'shared' || name === 'unlocked';
   const counter = pick(scaling.series, (n) => !readers(n));
   const reading = pick(scaling.series, readers);
   const hasReaders = Object.keys(reading).length > 0;
