@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The benchmark driver: `npm run bench` (full, a few minutes) or
-// `npm run bench -- --quick` (under a minute). Every scenario runs its
+// `npm run bench -- --quick` (about a minute and a half). Every scenario runs its
 // contenders in the same run, alternating, and reports medians and ratios
 // against each other; targets are judged on those ratios only. It uses the
 // library as built in dist/ (run `npm run compile` first); the only thing it

@@ -79,7 +79,7 @@ function panel({ x0, y0, w, h, title, unit, points, series, value, labels, linea
 }
 
 function legend(names, labels, y, width) {
-  const legendW = 230;
+  const legendW = 265;
   const parts = [];
   let lx = width / 2 - (names.length * legendW) / 2;
   for (const name of names) {
