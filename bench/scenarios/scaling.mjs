@@ -46,22 +46,28 @@ export async function run(ctx) {
   const readerNames = ctx.contenders(['ours']).length > 0 ? Object.keys(READERS) : [];
   const all = [...names, ...readerNames];
   const series = Object.fromEntries(all.map((n) => [n, []]));
-  const ones = {};
-  for (const procs of points) {
-    const runs = Object.fromEntries(all.map((n) => [n, []]));
-    for (let r = 0; r < rounds; r++) {
-      for (const name of ctx.rotate(all, r + procs)) {
-        if (name in READERS && !readerPoints.includes(procs)) continue;
-        const readers = name in READERS;
-        const { contender, shared } = READERS[name] ?? {};
-        const run = readers ? contendedRun(ctx, contender, procs, Math.ceil(readerCycles / procs), { readers, shared }) : contendedRun(ctx, name, procs, cycles[name]);
-        runs[name].push(await run);
+  // The counter series first, then the readers' (their points close together
+  // in time, so that N readers and one reader meet a similar machine).
+  for (const [group, groupPoints] of [
+    [names, points],
+    [readerNames, readerPoints],
+  ]) {
+    const ones = {};
+    for (const procs of groupPoints) {
+      const runs = Object.fromEntries(group.map((n) => [n, []]));
+      for (let r = 0; r < rounds; r++) {
+        for (const name of ctx.rotate(group, r + procs)) {
+          const reader = READERS[name];
+          const run = reader
+            ? contendedRun(ctx, reader.contender, procs, Math.ceil(readerCycles / procs), { readers: true, shared: reader.shared })
+            : contendedRun(ctx, name, procs, cycles[name]);
+          runs[name].push(await run);
+        }
       }
-    }
-    for (const n of all) {
-      if (runs[n].length === 0) continue;
-      if (procs === 1) ones[n] = runs[n];
-      series[n].push(point(procs, runs[n], n in READERS ? ones[n] : undefined));
+      for (const n of group) {
+        if (procs === 1) ones[n] = runs[n];
+        series[n].push(point(procs, runs[n], n in READERS ? ones[n] : undefined));
+      }
     }
   }
   const label = (n) => (n in READERS ? READER_LABELS[n] : ctx.label(n));
