@@ -17,7 +17,7 @@
       },
       "conditions": [
         ["OS=='win'", { "sources": ["native/lock_win32.cc"] }],
-        ["OS!='win'", { "sources": ["native/lock_posix.cc", "native/flock_model_posix.cc"] }],
+        ["OS!='win'", { "sources": ["native/lock_posix.cc", "native/flock_model_posix.cc", "native/alarm_posix.cc"] }],
         ["OS=='linux'", { "libraries": ["-ldl"] }]
       ]
     }

@@ -89,7 +89,15 @@ int unlock(Descriptor d);
 // taken, an error occurs, or cancelled is set and interrupt_wait() has been
 // called for this thread: then returns kCancelled. Where a blocked call
 // cannot be interrupted now, it polls instead (poll_lock).
-int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled);
+// *turn tells whether the caller now also holds the turn marker (Linux,
+// exclusive waits at the head of the queue): the head waits for it, up to
+// turn_wait, before it blocks on the lock, and keeps it with the lock until
+// end_turn, so that the next head waits for that instead of being woken by
+// every release of the new holder's turn.
+int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, std::chrono::milliseconds turn_wait,
+              bool* turn);
+// Gives the turn marker back (a no-op where there is none).
+void end_turn(Descriptor d);
 // Makes wait_lock on thread t notice cancellation soon, if it can. The
 // caller repeats it until the wait has ended (one may land just before the
 // call blocks) and never calls it after the thread ended. Never blocks.

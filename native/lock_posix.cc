@@ -10,6 +10,7 @@
 // prove it.
 #include "lock.h"
 
+#include "alarm.h"
 #include "flock_model.h"
 
 #include <cerrno>
@@ -72,23 +73,25 @@ bool wake_signal_ours() {
   return !(now.sa_flags & (SA_SIGINFO | SA_RESTART)) && now.sa_handler == on_wake_signal;
 }
 
-// A record lock request from byte 0: len 0 is the whole file, however long.
-struct flock record(short type, off_t len) {
+// A record lock request for len bytes from start: len 0 is to the end of
+// the file, however long.
+struct flock record(short type, off_t start, off_t len) {
   struct flock fl;
   std::memset(&fl, 0, sizeof(fl));
   fl.l_type = type;
   fl.l_whence = SEEK_SET;
+  fl.l_start = start;
   fl.l_len = len;
   return fl;
 }
 
-// One fcntl record-lock call (F_SETLK, F_SETLKW, F_OFD_*) from byte 0.
-int record_call(int fd, int cmd, short type, off_t len) {
-  struct flock fl = record(type, len);
+// One fcntl record-lock call (F_SETLK, F_SETLKW, F_OFD_*).
+int record_call(int fd, int cmd, short type, off_t start, off_t len) {
+  struct flock fl = record(type, start, len);
   return fcntl(fd, cmd, &fl) == 0 ? 0 : -errno;
 }
 
-int record_lock(int fd, short type, bool wait) { return record_call(fd, wait ? F_SETLKW : F_SETLK, type, 0); }
+int record_lock(int fd, short type, bool wait) { return record_call(fd, wait ? F_SETLKW : F_SETLK, type, 0, 0); }
 
 // A descriptor is an fd here.
 int fd_of(Descriptor d) { return static_cast<int>(d); }
@@ -194,18 +197,29 @@ constexpr bool kHaveTickets = false;
 
 bool ticket_usable(int fd) { return kHaveTickets && !kRecordLocks && flock_apart_from_record_locks(fd); }
 
-// A ticket is byte 0 alone. Taking one without waiting answers EAGAIN or
-// EACCES while another open file description holds it.
-int ticket_take(int fd, bool wait) { return record_call(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, F_WRLCK, 1); }
-void ticket_return(int fd) { record_call(fd, F_OFD_SETLK, F_UNLCK, 1); }
-
-// True if another open file description holds a ticket (not some other
-// record lock) on byte 0.
-bool ticket_taken(int fd) {
-  struct flock fl = record(F_WRLCK, 1);
-  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
-  return fl.l_type != F_UNLCK && fl.l_start == 0 && fl.l_len == 1;
+// A ticket is byte 0 alone, a turn marker byte 2 alone: not byte 1, since
+// the kernel merges adjacent locks of one owner into one range, and a
+// ticket is told from other record locks by its range. Taking one without
+// waiting answers EAGAIN or EACCES while another open file description
+// holds it.
+constexpr off_t kTicketByte = 0;
+constexpr off_t kMarkerByte = 2;
+int byte_take(int fd, off_t byte, bool wait) {
+  return record_call(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, F_WRLCK, byte, 1);
 }
+void byte_return(int fd, off_t byte) { record_call(fd, F_OFD_SETLK, F_UNLCK, byte, 1); }
+
+// True if another open file description holds that byte alone (a ticket or
+// a marker, not some other record lock).
+bool byte_taken(int fd, off_t byte) {
+  struct flock fl = record(F_WRLCK, byte, 1);
+  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
+  return fl.l_type != F_UNLCK && fl.l_start == byte && fl.l_len == 1;
+}
+
+int ticket_take(int fd, bool wait) { return byte_take(fd, kTicketByte, wait); }
+void ticket_return(int fd) { byte_return(fd, kTicketByte); }
+bool ticket_taken(int fd) { return byte_taken(fd, kTicketByte); }
 
 // Blocks in one interruptible call until it succeeds, fails or is cancelled.
 template <typename Call>
@@ -217,9 +231,34 @@ int blocking(const std::atomic<bool>& cancelled, Call call) {
   }
 }
 
+// blocking() until a deadline: past it, kBusy. An alarm interrupts the
+// call at the deadline, and again every millisecond until it returns (the
+// first may land just before the call blocks).
+template <typename Call>
+int wait_until(const std::atomic<bool>& cancelled, std::chrono::steady_clock::time_point deadline, Call call) {
+  if (!alarm_set(pthread_self(), deadline)) return kBusy;
+  int r;
+  for (;;) {
+    if (cancelled.load()) {
+      r = kCancelled;
+      break;
+    }
+    r = call();
+    if (r != -EINTR) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      r = kBusy;
+      break;
+    }
+  }
+  alarm_clear(pthread_self());
+  return r;
+}
+
 }  // namespace
 
-int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
+int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, std::chrono::milliseconds turn_wait,
+              bool* turn) {
+  *turn = false;
   install_wake_signal();
   // Without our signal handler no blocked call can be interrupted.
   if (!wake_signal_ours()) return poll_lock(d, exclusive, cancelled);
@@ -235,9 +274,34 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) 
     }
     ticketed = t == 0;
   }
+  // The head of the queue waits for the turn marker, for at most turn_wait:
+  // a holder whose turn is not over, re-taking the lock again and again,
+  // would otherwise wake it at every release.
+  if (ticketed && exclusive) {
+    int m = byte_take(fd, kMarkerByte, false);
+    if ((m == -EAGAIN || m == -EACCES) && byte_taken(fd, kMarkerByte)) {
+      m = wait_until(cancelled, std::chrono::steady_clock::now() + turn_wait,
+                     [fd] { return byte_take(fd, kMarkerByte, true); });
+      if (m == kCancelled) {
+        ticket_return(fd);
+        return kCancelled;
+      }
+    }
+    *turn = m == 0;
+  }
   int r = blocking(cancelled, [fd, exclusive] { return lock_once(fd, exclusive, true); });
+  // The marker stays with the new holder for its turn (end_turn), and is
+  // taken before the ticket goes, so the next head finds it held.
+  if (r != 0 && *turn) {
+    byte_return(fd, kMarkerByte);
+    *turn = false;
+  }
   if (ticketed) ticket_return(fd);
   return r == 0 ? kAcquired : r;
+}
+
+void end_turn(Descriptor d) {
+  if (ticket_usable(fd_of(d))) byte_return(fd_of(d), kMarkerByte);
 }
 
 bool others_waiting(Descriptor d) {

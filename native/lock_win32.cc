@@ -141,7 +141,9 @@ int unlock(Descriptor d) {
 
 // A blocking LockFileEx cannot be interrupted portably (CancelSynchronousIo
 // does not reach it everywhere), so the dedicated thread polls.
-int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
+int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, std::chrono::milliseconds,
+              bool* turn) {
+  *turn = false;
   return poll_lock(d, exclusive, cancelled);
 }
 
@@ -159,6 +161,8 @@ void keep_loaded() {
 
 // Waiters poll here; there is no queue to look at.
 bool others_waiting(Descriptor) { return false; }
+
+void end_turn(Descriptor) {}
 
 namespace {
 int handle_id(HANDLE h, FileId* out) {

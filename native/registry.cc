@@ -22,6 +22,7 @@ void close_descriptor(Slot& s) {
   if (s.descriptor == kNoDescriptor) return;
   close_lock_file(s.descriptor);
   s.descriptor = kNoDescriptor;
+  s.turn = false;  // the close gave the marker back
 }
 
 // Every release reads it, so the cheapest monotonic clock there is: Linux's
@@ -36,6 +37,21 @@ int64_t now_ms() {
 #endif
 }
 }  // namespace
+
+// A released flock goes to whoever asks first, and that is nearly always
+// the releasing process asking again: the woken waiter still has to be
+// scheduled. So a process may keep the lock to itself for kTurn, then it
+// steps back once if another process is queued; with n processes a waiter
+// waits about n turns. Switching costs a handoff, so turns are long enough
+// for switches to stay rare. Only every kLookEvery-th acquisition in a row
+// reads the clock, and only after a full turn does it look at the queue;
+// a process holding the turn marker looks at every acquisition, since the
+// head waiter waits for its turn to end instead of racing for the lock.
+// The head waits for the marker at most kTurnWait: a holder that stopped
+// or went idle in its turn does not keep it out longer.
+constexpr auto kTurn = std::chrono::milliseconds(2);
+constexpr auto kTurnWait = kTurn + std::chrono::milliseconds(1);
+constexpr int kLookEvery = 16;
 
 Registry& Registry::instance() {
   // Never destroyed: worker threads may still use it while the process exits.
@@ -63,7 +79,7 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
       if (r != 0) return r;
       s.descriptor = d;
     }
-    int r = cancelled ? wait_lock(s.descriptor, exclusive, *cancelled) : try_lock(s.descriptor, exclusive);
+    int r = cancelled ? wait_lock(s.descriptor, exclusive, *cancelled, kTurnWait, &s.turn) : try_lock(s.descriptor, exclusive);
     if (r != kAcquired) {
       if (r < 0) *syscall = kLockSyscall;
       return r;
@@ -113,25 +129,17 @@ void Registry::unclaim(Slot& s, bool may_keep) {
   if (keep_open && !s.kept.load(std::memory_order_relaxed)) keep(s);
 }
 
-// A released flock goes to whoever asks first, and that is nearly always
-// the releasing process asking again: the woken waiter still has to be
-// scheduled. So a process may keep the lock to itself for kTurn, then it
-// steps back once if another process is queued; with n processes a waiter
-// waits about n turns. Switching costs a handoff, so turns are long enough
-// for switches to stay rare. Only every kLookEvery-th acquisition in a row
-// reads the clock, and only after a full turn does it look at the queue.
-constexpr auto kTurn = std::chrono::milliseconds(2);
-constexpr int kLookEvery = 16;
 
 int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_wait, const char** syscall) {
   if (!exclusive) return try_share(s, owner, syscall);
   if (!claim(s, owner)) return kBusy;
   int r = lock_claimed(s, exclusive, nullptr, syscall);
-  if (r == kAcquired && will_wait && ++s.streak % kLookEvery == 0) {
+  if (r == kAcquired && will_wait && (++s.streak % kLookEvery == 0 || s.turn)) {
     auto now = std::chrono::steady_clock::now();
     if (now - s.streak_began >= kTurn) {
       if (others_waiting(s.descriptor)) {
         unlock(s.descriptor);
+        end_turn_now(s);
         r = kBusy;
       } else {
         s.streak_began = now;
@@ -140,6 +148,14 @@ int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_
   }
   if (r != kAcquired) unclaim(s);
   return r;
+}
+
+void Registry::end_turn_now(Slot& s) {
+  if (!s.turn) return;
+  end_turn(s.descriptor);
+  s.turn = false;
+  // The next acquisition looks at the queue.
+  s.streak = kLookEvery - 1;
 }
 
 bool Registry::join(Slot& s) {
@@ -252,6 +268,9 @@ int Registry::release(Slot& s, bool remove_file) {
       break;
     }
   }
+  // A turn that is over ends at the release too, so that a holder that goes
+  // idle now does not keep the head waiter out until kTurnWait.
+  if (s.turn && std::chrono::steady_clock::now() - s.streak_began >= kTurn) end_turn_now(s);
   // Deleted only under an exclusive lock: another holder of this file, even
   // a shared one, would otherwise keep holding it while newcomers lock a new
   // file at the path.

@@ -81,8 +81,10 @@ struct Slot : std::enable_shared_from_this<Slot> {
   Descriptor descriptor = kNoDescriptor;
   FileId id{};
   // Acquisitions without waiting since this process last waited, and when
-  // that run began.
+  // that run (the turn) began.
   int streak = 0;
+  // This process holds the turn marker (wait_lock, lock.h) through its turn.
+  bool turn = false;
   std::chrono::steady_clock::time_point streak_began;
 };
 
@@ -141,6 +143,9 @@ class Registry {
   int unless_queued(Slot& s);
   int try_share(Slot& s, const void* owner, const char** syscall);
   int lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled, const char** syscall);
+  // Gives the turn marker back, if held; the next acquisition looks at the
+  // queue.
+  void end_turn_now(Slot& s);
   // Gives up the claim; closes the descriptor unless the lock is hot and
   // may_keep.
   void unclaim(Slot& s, bool may_keep = true);

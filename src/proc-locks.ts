@@ -115,12 +115,13 @@ export function readProcLocks(lockPath: string): LockState | undefined {
     const [, blocked, kind, type, pidText, , , start, end] = m;
     // Record locks count only over the whole file (NFS, record-lock mode,
     // lockf peers); an OFD lock on byte 0 alone is a queue ticket, taken by
-    // a waiter (native/lock_posix.cc: ticket_take).
+    // a waiter, and one on byte 2 alone the turn marker (native/lock_posix.cc).
     const wholeFile = kind === 'FLOCK' || (start === '0' && end === 'EOF');
-    const ticket = kind === 'OFDLCK' && start === '0' && end === '0';
+    const queued = kind === 'OFDLCK' && start === end && (start === '0' || start === '2');
     if (blocked !== undefined) {
-      // A waiter blocked in flock, or behind a ticket (a queued waiter).
-      if (wholeFile || ticket) waiting++;
+      // A waiter blocked in flock, behind a ticket, or (the head of the
+      // queue) waiting for the holder's turn to end.
+      if (wholeFile || queued) waiting++;
       continue;
     }
     if (!wholeFile) continue;

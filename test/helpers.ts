@@ -252,6 +252,18 @@ export function blockedOn(lockPath: string): number {
     .filter((line) => line.includes('->') && line.includes(`:${inode} `)).length;
 }
 
+/**
+ * Whether some process holds the turn marker of the lock file at lockPath:
+ * an OFD lock on byte 2 alone, which a process that got the lock after
+ * waiting keeps through its turn (native/lock_posix.cc). Linux only.
+ */
+export function turnMarkerHeld(lockPath: string): boolean {
+  const inode = statSync(lockPath).ino;
+  return readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .some((line) => !line.includes('->') && / OFDLCK .* 2 2$/.test(line.trim()) && line.includes(`:${inode} `));
+}
+
 // --- worker threads ----------------------------------------------------------
 
 export interface ThreadMessage {

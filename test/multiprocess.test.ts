@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, agentForFile, fixture, isRunning, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, tempDir, waitFor, workersDone } from './helpers.js';
+import { Agent, agentForFile, blockedOn, fixture, isRunning, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, tempDir, turnMarkerHeld, waitFor, workersDone } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
 const agent = agentForFile();
@@ -163,6 +163,50 @@ describe('a holder that dies', () => {
     await waiting;
     expect(acquiredAt - killedAt).toBeLessThan(5_000);
     expect((await holder.proc.exited).signal).toBe('SIGKILL');
+  });
+});
+
+describe('turns between processes (Linux queue tickets)', () => {
+  // A process that got the lock after waiting keeps the turn marker through
+  // its turn, releases included, and the next queued process waits for it
+  // instead of racing for every release. The marker must never keep that
+  // waiter out of a free lock for long: not when its holder goes idle, not
+  // when it is stopped.
+  async function agentHoldingTheMarker(holder: Agent, path: string): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      // Hot (released three times within 100 ms), so its descriptor, and
+      // with it the marker, stays open after the release.
+      for (let i = 0; i < 3; i++) await holder.call('withFileLock', { path });
+      const held = await lock(path);
+      const turn = holder.call('withFileLock', { path });
+      await waitFor(() => blockedOn(lockFileOf(path)) >= 1, 'the agent to wait for the lock');
+      await held.release();
+      await turn;
+      // Its turn ends at its release only when 2 ms have passed since it began.
+      if (turnMarkerHeld(lockFileOf(path))) return;
+    }
+    throw new Error('the agent never kept the turn marker after its hold');
+  }
+
+  it('a waiter gets the lock once it is free although a process stopped in its turn, between two holds, keeps the marker', async (ctx) => {
+    skipWithout(ctx, 'linux', '/proc');
+    const holder = await Agent.start();
+    try {
+      const path = resourceIn(tempDir());
+      await agentHoldingTheMarker(holder, path);
+      holder.kill('SIGSTOP');
+      // This process waits (another holds the lock), so it queues and meets the marker.
+      await agent().call('lock', { path });
+      const waiting = lock(path, { timeout: 5_000 });
+      expect(await settlesWithin(waiting, 100)).toBe('pending');
+      await agent().call('release', { path });
+      const held = await waiting;
+      expect(turnMarkerHeld(lockFileOf(path))).toBe(true);
+      await held.release();
+    } finally {
+      holder.kill('SIGCONT');
+      await holder.stop();
+    }
   });
 });
 

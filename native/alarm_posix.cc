@@ -1,0 +1,99 @@
+#include "alarm.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "lock.h"
+
+namespace nfl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kAgain = std::chrono::milliseconds(1);
+// An alarm thread with nothing to do ends after this long.
+constexpr auto kIdle = std::chrono::seconds(10);
+
+struct Alarm {
+  pthread_t thread;
+  Clock::time_point at;
+};
+
+struct Alarms {
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<Alarm> set;
+  bool running = false;
+  // When the thread wakes next: a new alarm due later needs no wake-up.
+  Clock::time_point wakes_at = Clock::time_point::max();
+
+  static Alarms& get() {
+    // Never destroyed: the thread may run while the process exits.
+    static Alarms* alarms = new Alarms();
+    return *alarms;
+  }
+
+  static void run() {
+    Alarms& a = get();
+    std::unique_lock<std::mutex> lock(a.mu);
+    for (;;) {
+      auto now = Clock::now();
+      auto next = Clock::time_point::max();
+      for (Alarm& alarm : a.set) {
+        if (alarm.at <= now) {
+          // Under the mutex: the thread cannot have cleared its alarm and ended.
+          interrupt_wait(alarm.thread);
+          alarm.at = now + kAgain;
+        }
+        next = std::min(next, alarm.at);
+      }
+      if (next == Clock::time_point::max()) {
+        a.wakes_at = now + kIdle;
+        if (!a.changed.wait_for(lock, kIdle, [&a] { return !a.set.empty(); })) {
+          a.running = false;
+          a.wakes_at = Clock::time_point::max();
+          return;
+        }
+        continue;
+      }
+      a.wakes_at = next;
+      a.changed.wait_until(lock, next);
+    }
+  }
+};
+
+}  // namespace
+
+bool alarm_set(pthread_t thread, Clock::time_point at) {
+  Alarms& a = Alarms::get();
+  std::lock_guard<std::mutex> lock(a.mu);
+  auto it = std::find_if(a.set.begin(), a.set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); });
+  if (it != a.set.end()) it->at = at;
+  else a.set.push_back({thread, at});
+  if (!a.running) {
+    try {
+      std::thread(Alarms::run).detach();
+      a.running = true;
+    } catch (const std::system_error&) {
+      a.set.erase(std::find_if(a.set.begin(), a.set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); }));
+      return false;
+    }
+    return true;
+  }
+  if (at < a.wakes_at) a.changed.notify_one();
+  return true;
+}
+
+void alarm_clear(pthread_t thread) {
+  Alarms& a = Alarms::get();
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.set.erase(std::remove_if(a.set.begin(), a.set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); }),
+              a.set.end());
+}
+
+}  // namespace nfl
