@@ -151,6 +151,34 @@ Napi::Value Result(Napi::Env env, int result, const char* syscall) {
   return failure;
 }
 
+// --- resource identities, for the canonical-path cache -----------------------
+//
+// A "file ref" is a Uint8Array holding a file's identity in bytes 0-15
+// (dev, ino) followed by the NUL-terminated UTF-8 path, encoded once in
+// JavaScript so that these calls convert no strings.
+
+// A value that is not a Uint8Array (undefined) is no ref: a null path.
+struct FileRef {
+  explicit FileRef(const Napi::Value& value) {
+    if (!value.IsTypedArray()) return;
+    data = value.As<Napi::Uint8Array>().Data();
+    path = reinterpret_cast<const char*>(data + 16);
+  }
+  uint8_t* data = nullptr;
+  const char* path = nullptr;
+};
+
+// True if ref's path still names the file whose identity it holds.
+bool SamePath(const FileRef& ref) {
+  nfl::FileId id;
+  if (nfl::path_id(ref.path, &id) != 0) return false;
+  return std::memcmp(ref.data, &id.dev, 8) == 0 && std::memcmp(ref.data + 8, &id.ino, 8) == 0;
+}
+
+// What acquire answers, holding nothing, when the cached canonical path no
+// longer holds (beside ACQUIRED and BUSY, lock.h).
+constexpr int kStale = 2;
+
 // slot(lockPath): the process-wide slot for a canonical lock path.
 Napi::Value GetSlot(const Napi::CallbackInfo& info) {
   auto* slot = new std::shared_ptr<Slot>(Registry::instance().slot(info[0].As<Napi::String>().Utf8Value()));
@@ -158,11 +186,22 @@ Napi::Value GetSlot(const Napi::CallbackInfo& info) {
                                                     [](Napi::Env, std::shared_ptr<Slot>* s) { delete s; });
 }
 
-// acquire(slot, willWait, shared): one attempt, never waits; see try_acquire.
+// acquire(slot, willWait, shared[, probe, missing]): one attempt, never
+// waits; see try_acquire. With probe, first the check samePath(probe) (and,
+// with missing, that nothing exists at missing's path yet) makes: STALE,
+// holding nothing, if the cached canonical path no longer holds. One call
+// into the addon per uncontended lock instead of two.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
+  if (info.Length() > 3 && info[3].IsTypedArray()) {
+    FileRef missing(info[4]);
+    nfl::FileId id;
+    if ((missing.path != nullptr && nfl::path_id(missing.path, &id) == 0) || !SamePath(FileRef(info[3]))) {
+      return Number(info.Env(), kStale);
+    }
+  }
   std::shared_ptr<Slot>& slot = SlotArg(info[0]);
   bool will_wait = info[1].As<Napi::Boolean>().Value();
-  bool shared = info[2].ToBoolean().Value();
+  bool shared = info[2].As<Napi::Boolean>().Value();
   EnvState& state = *State(info.Env());
   const char* syscall = "";
   int r = Registry::instance().try_acquire(*slot, &state, !shared, will_wait, &syscall);
@@ -309,21 +348,6 @@ Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
   return Number(info.Env(), Registry::instance().close_idle());
 }
 
-// --- resource identities, for the canonical-path cache -----------------------
-//
-// A "file ref" is a Uint8Array holding a file's identity in bytes 0-15
-// (dev, ino) followed by the NUL-terminated UTF-8 path, encoded once in
-// JavaScript so that these calls convert no strings.
-
-struct FileRef {
-  explicit FileRef(const Napi::Value& value) {
-    data = value.As<Napi::Uint8Array>().Data();
-    path = reinterpret_cast<const char*>(data + 16);
-  }
-  uint8_t* data;
-  const char* path;
-};
-
 // recordPath(ref): stores the identity of what ref's path names now.
 Napi::Value RecordPath(const Napi::CallbackInfo& info) {
   FileRef ref(info[0]);
@@ -337,12 +361,7 @@ Napi::Value RecordPath(const Napi::CallbackInfo& info) {
 }
 
 // samePath(ref): 1 if ref's path still names the recorded file, else 0.
-Napi::Value SamePath(const Napi::CallbackInfo& info) {
-  FileRef ref(info[0]);
-  nfl::FileId id;
-  if (nfl::path_id(ref.path, &id) != 0) return Number(info.Env(), 0);
-  return Number(info.Env(), std::memcmp(ref.data, &id.dev, 8) == 0 && std::memcmp(ref.data + 8, &id.ino, 8) == 0);
-}
+Napi::Value SamePathCall(const Napi::CallbackInfo& info) { return Number(info.Env(), SamePath(FileRef(info[0])) ? 1 : 0); }
 
 // caseSensitive(dir): 1, 0, or a negative error; see nfl::case_sensitive.
 Napi::Value CaseSensitive(const Napi::CallbackInfo& info) {
@@ -387,11 +406,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["waitSync"] = Napi::Function::New(env, WaitSync, "waitSync");
   exports["closeIdle"] = Napi::Function::New(env, CloseIdle, "closeIdle");
   exports["recordPath"] = Napi::Function::New(env, RecordPath, "recordPath");
-  exports["samePath"] = Napi::Function::New(env, SamePath, "samePath");
+  exports["samePath"] = Napi::Function::New(env, SamePathCall, "samePath");
   exports["caseSensitive"] = Napi::Function::New(env, CaseSensitive, "caseSensitive");
   // The results JavaScript compares against; a cancelled wait never reports.
   exports["ACQUIRED"] = Number(env, nfl::kAcquired);
   exports["BUSY"] = Number(env, nfl::kBusy);
+  exports["STALE"] = Number(env, kStale);
   return exports;
 }
 

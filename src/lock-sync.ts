@@ -3,9 +3,9 @@ import { inspect } from 'node:util';
 import { argTypeError, argValueError, FileLockError, LockTimeoutError } from './errors.js';
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import { context, lineFor, type Line } from './line.js';
-import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
+import { ACQUIRED, BUSY, failureError, native, STALE, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
-import { lockPathFor } from './paths.js';
+import { cachedLockPath, lockPathFor } from './paths.js';
 import { holderFor } from './proc-locks.js';
 import { noteHeld } from './watch-held.js';
 // For the {@link} references in the docs below.
@@ -184,9 +184,20 @@ class SyncHeldLock implements SyncFileLock {
 function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLock | undefined {
   const resource = validatePath(pathArg, 'path');
   const options = validateSyncOptions(optionsArg);
-  const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
-
   const store = context.getStore();
+  // As in hold(): outside every callback the attempt checks the cached canonical path.
+  if (store === undefined) {
+    const cached = cachedLockPath(resource, options.lockfilePath);
+    if (cached !== undefined) {
+      const line = lineFor(cached.lockPath, cached.key);
+      if (line.tryEnter(options.shared)) {
+        const result = native.acquire(line.slot, willWait, options.shared, cached.probe, cached.missing);
+        if (result !== STALE) return attemptedSync(line, result, options, resource, willWait, store);
+        line.leave();
+      }
+    }
+  }
+  const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
   const reentrant = reentrantHeld(store, key, resource, options.shared, options.removeLockFile);
   if (reentrant !== undefined) return reentrant;
 
@@ -195,18 +206,21 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
     if (!willWait) return undefined;
     throw deadlockError(line, resource);
   }
-  let result: Result;
+  return attemptedSync(line, native.acquire(line.slot, willWait, options.shared), options, resource, willWait, store);
+}
+
+/** holdSync() after its first attempt at the head of the line: held (after a wait, if busy and willWait), busy or failed. */
+function attemptedSync(line: Line, result: Result, options: ValidOptions, resource: string, willWait: boolean, store: HeldLock | undefined): HeldLock | undefined {
   // The clock is read only for a wait: an uncontended cycle needs no time.
   let started = -1;
-  try {
-    result = native.acquire(line.slot, willWait, options.shared);
-    if (result === BUSY && willWait) {
-      started = performance.now();
+  if (result === BUSY && willWait) {
+    started = performance.now();
+    try {
       result = waitSync(line, options, resource, started);
+    } catch (error) {
+      line.leave();
+      throw error;
     }
-  } catch (error) {
-    line.leave();
-    throw error;
   }
   if (result === ACQUIRED) {
     const held = new HeldLock(line, resource, store, options.shared, options.removeLockFile);
@@ -214,7 +228,7 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
   }
   line.leave();
   if (result === BUSY) return undefined;
-  throw failureError(result, lockPath, resource);
+  throw failureError(result, line.lockPath, resource);
 }
 
 /** Blocks this thread until the file lock is taken, or throws a timeout error holding nothing. */

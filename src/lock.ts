@@ -4,9 +4,9 @@ import { argTypeError } from './errors.js';
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import type { WaitLimits } from './limits.js';
 import { context, lineFor, type Line } from './line.js';
-import { ACQUIRED, BUSY, failureError, native } from './native.js';
+import { ACQUIRED, BUSY, failureError, native, STALE, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
-import { lockPathFor } from './paths.js';
+import { cachedLockPath, lockPathFor } from './paths.js';
 import { noteWaitFailed, watchWait } from './visible-wait.js';
 import { noteHeld } from './watch-held.js';
 import { waitForFile } from './wait.js';
@@ -210,20 +210,36 @@ function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLoc
   const resource = validatePath(pathArg, 'path');
   const options = validateOptions(optionsArg);
   if (options.signal?.aborted) throw options.signal.reason;
-  const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
-
   const store = context.getStore();
+  // Outside every callback nothing is reentrant, so a cached canonical path
+  // is checked by the attempt itself, in the same call into the addon.
+  if (store === undefined) {
+    const cached = cachedLockPath(resource, options.lockfilePath);
+    if (cached !== undefined) {
+      const line = lineFor(cached.lockPath, cached.key);
+      if (line.tryEnter(options.shared)) {
+        const result = native.acquire(line.slot, willWait, options.shared, cached.probe, cached.missing);
+        if (result !== STALE) return attempted(line, result, options, resource, willWait, store);
+        line.leave();
+      }
+    }
+  }
+  const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
   const reentrant = reentrantHeld(store, key, resource, options.shared, options.removeLockFile);
   if (reentrant !== undefined) return reentrant;
 
   const line = lineFor(lockPath, key);
   if (!line.tryEnter(options.shared)) return willWait ? holdSlowly(line, options, resource, false) : undefined;
-  const result = native.acquire(line.slot, willWait, options.shared);
+  return attempted(line, native.acquire(line.slot, willWait, options.shared), options, resource, willWait, store);
+}
+
+/** hold() after its first attempt at the head of the line: held, waiting for the file lock, busy or failed. */
+function attempted(line: Line, result: Result, options: ValidOptions, resource: string, willWait: boolean, store: HeldLock | undefined): HeldLock | undefined | Promise<HeldLock | undefined> {
   if (result === ACQUIRED) return noteHeld(new HeldLock(line, resource, store, options.shared, options.removeLockFile), options.warnAfterMs, -1);
   if (result === BUSY && willWait) return holdSlowly(line, options, resource, true);
   line.leave();
   if (result === BUSY) return undefined;
-  throw failureError(result, lockPath, resource);
+  throw failureError(result, line.lockPath, resource);
 }
 
 /** Waits for the head of the per-thread line (unless it is ours already), then for the file lock. */

@@ -29,6 +29,7 @@ export interface Failure {
 // result with ACQUIRED or BUSY then narrows it to a Failure.
 type Acquired = 0;
 type Busy = 1;
+type Stale = 2;
 
 /** ACQUIRED, BUSY, or what failed. */
 export type Result = Acquired | Busy | Failure;
@@ -45,6 +46,13 @@ export interface Native {
    * waits (writer preference).
    */
   acquire(slot: Slot, willWait: boolean, shared: boolean): Result;
+  /**
+   * acquire, after the check that samePath(probe) makes, and with missing,
+   * that nothing exists at its path yet: STALE, holding nothing, if either
+   * fails (the cached canonical path no longer holds). One call into the
+   * addon instead of two.
+   */
+  acquire(slot: Slot, willWait: boolean, shared: boolean, probe: FileRef, missing: FileRef | undefined): Result | Stale;
   /**
    * Ends one hold, exclusive or shared; the last unlocks and gives up the
    * claim, closing the descriptor unless the lock is hot: ACQUIRED or the
@@ -84,6 +92,7 @@ export interface Native {
   /** The results above, defined once in native/lock.h. */
   readonly ACQUIRED: Acquired;
   readonly BUSY: Busy;
+  readonly STALE: Stale;
 }
 
 export const native = binding as Native;
@@ -91,6 +100,7 @@ export const native = binding as Native;
 // Read once at load: the hot path compares against plain constants.
 export const ACQUIRED: Acquired = native.ACQUIRED;
 export const BUSY: Busy = native.BUSY;
+export const STALE: Stale = native.STALE;
 
 /** The coded error for a failure on lockPath. */
 export function failureError(failure: Failure, lockPath: string, resource?: string): FileLockError {

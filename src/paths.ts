@@ -24,7 +24,7 @@ import { fileRef, native, type FileRef } from './native.js';
  * path resolves afresh. (One file moved to a new place while still reachable
  * at the old path keeps its old lock path in this process.)
  */
-interface Resolved extends LockPath {
+export interface Resolved extends LockPath {
   /** The path whose identity was recorded: the resource, or its parent while it is missing. */
   readonly probe: FileRef;
   /** The resource did not exist: it must still be missing for the cache to hold. */
@@ -62,6 +62,16 @@ export function lockPathFor(resource: string, lockfilePath: string | undefined):
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   cache.set(absolute, resolved);
   return resolved;
+}
+
+/**
+ * The cached resolution for these spellings, not revalidated: the caller
+ * passes its probe and missing to native.acquire, which checks them in the
+ * same call (STALE: call lockPathFor, which resolves afresh).
+ */
+export function cachedLockPath(resource: string, lockfilePath: string | undefined): Resolved | undefined {
+  if (lockfilePath === undefined) return resources.get(absolutePath(resource));
+  return lockfiles.get(absolutePath(lockfilePath));
 }
 
 const WINDOWS = process.platform === 'win32';

@@ -5,7 +5,7 @@ import { mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'nod
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { lock, tryLock, withFileLock, type FileLock } from 'native-file-lock';
+import { lock, lockSync, tryLock, tryLockSync, withFileLock, type FileLock } from 'native-file-lock';
 
 import { Agent, requires, tempDir } from './helpers.js';
 
@@ -172,4 +172,72 @@ describe('spellings of one file', () => {
     expect(second.path).toBe(join(root, 'py', 'f.lock'));
     await second.release();
   });
+});
+
+describe('a cached canonical path', () => {
+  requires('posix');
+  // Every call but the first finds the resolution cached, and the lock
+  // attempt checks it in the same call into the addon. Each taker returns
+  // the lock file it held, released.
+  const takers: Record<string, (path: string, options?: Record<string, unknown>) => Promise<string>> = {
+    lock: async (path, options) => {
+      const held = await lock(path, options);
+      await held.release();
+      return held.path;
+    },
+    tryLock: async (path, options) => {
+      const held = (await tryLock(path, options))!;
+      await held.release();
+      return held.path;
+    },
+    lockSync: async (path, options) => {
+      const held = lockSync(path, options);
+      held.release();
+      return held.path;
+    },
+    tryLockSync: async (path, options) => {
+      const held = tryLockSync(path, options)!;
+      held.release();
+      return held.path;
+    },
+    withFileLock: async (path, options) => {
+      const real = realpathSync(path) + '.lock';
+      // What another process cannot lock while fn runs is what fn holds.
+      const heldReal = await withFileLock(path, () => agent.canLock(real.slice(0, -5), options), options);
+      expect(heldReal).toBe(false);
+      return real;
+    },
+  };
+
+  for (const [name, take] of Object.entries(takers)) {
+    it(`${name} follows a re-pointed symlink, a missing resource that appears as a symlink and a re-pointed lockfilePath directory`, async () => {
+      const root = realpathSync(tempDir());
+      for (const dir of ['one', 'two']) {
+        mkdirSync(join(root, dir));
+        writeFileSync(join(root, dir, 'db'), '');
+      }
+      const link = join(root, 'current');
+      symlinkSync(join(root, 'one', 'db'), link);
+      expect(await take(link)).toBe(join(root, 'one', 'db.lock'));
+      expect(await take(link)).toBe(join(root, 'one', 'db.lock'));
+      rmSync(link);
+      symlinkSync(join(root, 'two', 'db'), link);
+      expect(await take(link)).toBe(join(root, 'two', 'db.lock'));
+
+      if (name === 'withFileLock') return; // realpath of a missing file: covered by the others
+      const later = join(root, 'later');
+      expect(await take(later)).toBe(later + '.lock');
+      expect(await take(later)).toBe(later + '.lock');
+      symlinkSync(join(root, 'one', 'db'), later);
+      expect(await take(later)).toBe(join(root, 'one', 'db.lock'));
+
+      const dirLink = join(root, 'locks');
+      symlinkSync(join(root, 'one'), dirLink);
+      expect(await take(link, { lockfilePath: join(dirLink, 'x.lock') })).toBe(join(root, 'one', 'x.lock'));
+      expect(await take(link, { lockfilePath: join(dirLink, 'x.lock') })).toBe(join(root, 'one', 'x.lock'));
+      rmSync(dirLink);
+      symlinkSync(join(root, 'two'), dirLink);
+      expect(await take(link, { lockfilePath: join(dirLink, 'x.lock') })).toBe(join(root, 'two', 'x.lock'));
+    });
+  }
 });
