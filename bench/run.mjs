@@ -169,6 +169,7 @@ function makeContext(opts, cBin, tmpRoot) {
 function targets(results) {
   const u = results.uncontended;
   const k = results.contended;
+  const h = results.handoff;
   const sc = results.scaling;
   const q = results.sqlite;
   const m = results.memory;
@@ -197,6 +198,7 @@ function targets(results) {
     if (ok(sc)) for (const [n, s] of Object.entries(sc.series)) for (const pt of s) if (pt.lost !== 0) (lost += pt.lost), where.push(`${n}×${pt.procs}`);
     add('contended', '0 lost updates (every contender and run)', lost, `${lost}${where.length ? ` (${where.join(', ')})` : ''}`, lost === 0);
   }
+  if (ok(h)) add('handoff', 'p50 ours ≤ 2× C', h.ratios.p50OursOverC, ratioText(h.ratios.p50OursOverC), h.ratios.p50OursOverC <= 2);
   const shared = ok(sc) ? sc.series.shared?.find((pt) => pt.procs === SHARED_AT) : undefined;
   if (shared) {
     // The same work with no lock shows what the machine allowed in that run.
