@@ -71,10 +71,17 @@ constexpr int kCancelled = 3;
 // Opens (creating if missing, mode 0666 & ~umask) the lock file at path
 // without following a symlink there, close-on-exec. Falls back to a
 // read-only open when the file exists but may not be written. Refuses
-// anything but a regular file. On failure *syscall names the failed call.
+// A file's identity: equal dev and ino mean the same file.
+struct FileId {
+  uint64_t dev;
+  uint64_t ino;
+};
+
+// anything but a regular file. *id is the file's identity, read by the
+// same call that checks its type. On failure *syscall names the failed call.
 // kBusy: the file cannot be opened for now but will be (Windows: another
 // process opened it sharing nothing, or it is being deleted); wait and retry.
-int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall);
+int open_lock_file(const char* utf8_path, Descriptor* out, FileId* id, const char** syscall);
 void close_lock_file(Descriptor d);
 // Deletes the lock file at path (unlink; DeleteFileW, which every open's
 // FILE_SHARE_DELETE allows while the file is open and locked). 0 or an error.
@@ -125,13 +132,8 @@ void keep_loaded();
 // (see wait_lock); false where that cannot be known.
 bool others_waiting(Descriptor d);
 
-// Identity of an open file or of what a path names now (symlinks
-// followed): equal dev and ino mean the same file.
-struct FileId {
-  uint64_t dev;
-  uint64_t ino;
-};
-int file_id(Descriptor d, FileId* out);
+// Identity of what a path names now (symlinks followed); *id of
+// open_lock_file is the open file's: equal dev and ino mean the same file.
 int path_id(const char* utf8_path, FileId* out);
 
 // 1 if the directory at path tells names apart by case, 0 if it matches

@@ -112,7 +112,14 @@ const char* const kUnlockSyscall = kLockSyscall;
 const char* const kStatSyscall = "stat";
 const char* const kThreadSyscall = "pthread_create";
 
-int open_lock_file(const char* path, Descriptor* out, const char** syscall) {
+namespace {
+void to_id(const struct stat& st, FileId* out) {
+  out->dev = static_cast<uint64_t>(st.st_dev);
+  out->ino = static_cast<uint64_t>(st.st_ino);
+}
+}  // namespace
+
+int open_lock_file(const char* path, Descriptor* out, FileId* id, const char** syscall) {
   *syscall = "open";
   // O_NONBLOCK: a FIFO planted at the lock path must not hang the open.
   int fd = open(path, open_flags(O_RDWR | O_CREAT), 0666);
@@ -139,6 +146,7 @@ int open_lock_file(const char* path, Descriptor* out, const char** syscall) {
     close(fd);
     return S_ISDIR(st.st_mode) ? UV_EISDIR : UV_EFTYPE;
   }
+  to_id(st, id);
   *out = fd;
   return 0;
 }
@@ -327,20 +335,6 @@ void keep_loaded() {
       dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
     }
   });
-}
-
-namespace {
-void to_id(const struct stat& st, FileId* out) {
-  out->dev = static_cast<uint64_t>(st.st_dev);
-  out->ino = static_cast<uint64_t>(st.st_ino);
-}
-}  // namespace
-
-int file_id(Descriptor d, FileId* out) {
-  struct stat st;
-  if (fstat(fd_of(d), &st) != 0) return -errno;
-  to_id(st, out);
-  return 0;
 }
 
 int path_id(const char* path, FileId* out) {

@@ -81,7 +81,14 @@ bool open_busy(DWORD err) { return err == ERROR_SHARING_VIOLATION || (err == ERR
 
 }  // namespace
 
-int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall) {
+namespace {
+void to_id(const BY_HANDLE_FILE_INFORMATION& info, FileId* out) {
+  out->dev = info.dwVolumeSerialNumber;
+  out->ino = (static_cast<uint64_t>(info.nFileIndexHigh) << 32) | info.nFileIndexLow;
+}
+}  // namespace
+
+int open_lock_file(const char* utf8_path, Descriptor* out, FileId* id, const char** syscall) {
   *syscall = "CreateFileW";
   std::wstring path = native_path(utf8_path);
   // OPEN_REPARSE_POINT: a symlink at the lock path is opened itself, never
@@ -111,6 +118,7 @@ int open_lock_file(const char* utf8_path, Descriptor* out, const char** syscall)
     CloseHandle(h);
     return (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) ? UV_ELOOP : UV_EISDIR;
   }
+  to_id(info, id);
   *out = reinterpret_cast<Descriptor>(h);
   return 0;
 }
@@ -168,13 +176,10 @@ namespace {
 int handle_id(HANDLE h, FileId* out) {
   BY_HANDLE_FILE_INFORMATION info;
   if (!GetFileInformationByHandle(h, &info)) return last_error();
-  out->dev = info.dwVolumeSerialNumber;
-  out->ino = (static_cast<uint64_t>(info.nFileIndexHigh) << 32) | info.nFileIndexLow;
+  to_id(info, out);
   return 0;
 }
 }  // namespace
-
-int file_id(Descriptor d, FileId* out) { return handle_id(as_handle(d), out); }
 
 int path_id(const char* utf8_path, FileId* out) {
   // No access rights are needed to read the file index; share everything so

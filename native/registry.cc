@@ -70,12 +70,7 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
   for (int attempt = 0; attempt < 3; attempt++) {
     if (s.descriptor == kNoDescriptor) {
       Descriptor d;
-      int r = open_lock_file(s.path.c_str(), &d, syscall);
-      if (r == 0) {
-        r = file_id(d, &s.id);
-        *syscall = kStatSyscall;
-        if (r != 0) close_lock_file(d);
-      }
+      int r = open_lock_file(s.path.c_str(), &d, &s.id, syscall);
       if (r != 0) return r;
       s.descriptor = d;
     }

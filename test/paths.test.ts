@@ -1,13 +1,13 @@
 // Every spelling of one file must name one lock: the canonical path follows
 // what the kernel opens, so a `..` after a symlinked directory goes up from
 // the link's target, not from the directory that holds the link.
-import { mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { lock, lockSync, tryLock, tryLockSync, withFileLock, type FileLock } from 'native-file-lock';
 
-import { Agent, requires, tempDir } from './helpers.js';
+import { Agent, openFiles, requires, tempDir } from './helpers.js';
 
 let agent: Agent;
 beforeAll(async () => {
@@ -239,5 +239,50 @@ describe('a cached canonical path', () => {
       symlinkSync(join(root, 'two'), dirLink);
       expect(await take(link, { lockfilePath: join(dirLink, 'x.lock') })).toBe(join(root, 'two', 'x.lock'));
     });
+  }
+});
+
+describe('a lock file replaced while this process keeps its descriptor open', () => {
+  requires('/proc');
+  // Three cycles within 100 ms make the lock hot: its descriptor stays open
+  // between holds, so the next lock goes through it without opening the path.
+  const replacements: Record<string, (lockPath: string, dir: string) => void> = {
+    deleted: (lockPath) => unlinkSync(lockPath),
+    'replaced by a rename': (lockPath, dir) => {
+      writeFileSync(join(dir, 'new'), '');
+      renameSync(join(dir, 'new'), lockPath);
+    },
+    'renamed away and created anew': (lockPath, dir) => {
+      renameSync(lockPath, join(dir, 'old'));
+      writeFileSync(lockPath, '');
+    },
+  };
+  const takers: Record<string, (path: string) => Promise<{ release(): unknown } | undefined>> = {
+    tryLock: (path) => tryLock(path),
+    tryLockSync: async (path) => tryLockSync(path),
+  };
+
+  for (const [what, replace] of Object.entries(replacements)) {
+    for (const [name, take] of Object.entries(takers)) {
+      it(`${what}: ${name} locks the file now at the path, not the one it kept open`, async () => {
+        const dir = realpathSync(tempDir());
+        const path = join(dir, 'db');
+        const lockPath = path + '.lock';
+        for (let i = 0; i < 3; i++) await withFileLock(path, () => {});
+        expect(openFiles()).toContain(lockPath);
+        replace(lockPath, dir);
+        await agent.call('lock', { path });
+        try {
+          // The kept descriptor's file is free; the file at the path is not.
+          expect(await take(path)).toBeUndefined();
+        } finally {
+          await agent.call('release', { path });
+        }
+        const held = (await take(path))!;
+        expect(held).toBeDefined();
+        expect(await agent.canLock(path)).toBe(false);
+        await held.release();
+      });
+    }
   }
 });
