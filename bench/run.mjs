@@ -209,6 +209,10 @@ function targets(results) {
     const s = q.summary;
     add('sqlite', 'withFileLock mode: 0 failed transactions', s.ours?.failed, String(s.ours?.failed ?? '—'), s.ours?.failed === 0);
     add('sqlite', 'ours ≥ 0.9× busy_timeout + IMMEDIATE', q.ratios.oursOverImmediate, ratioText(q.ratios.oursOverImmediate), q.ratios.oursOverImmediate >= 0.9);
+    if (s.ours) {
+      add('sqlite', 'ours slowest/fastest finish ≤ 1.5×', s.ours.slowestOverFastest, ratioText(s.ours.slowestOverFastest), s.ours.slowestOverFastest <= 1.5);
+      add('sqlite', 'ours context switches per transaction ≤ 0.5', s.ours.switchesPerTx, fmt(s.ours.switchesPerTx), s.ours.switchesPerTx <= 0.5);
+    }
     add('sqlite', 'ours ≥ 1.5× fs-native-extensions', q.ratios.oursOverFsne, ratioText(q.ratios.oursOverFsne), q.ratios.oursOverFsne >= 1.5);
     const bad = Object.entries(s).filter(([, x]) => x.integrity !== 'ok' || !x.rowsMatch).map(([mode]) => mode);
     add('sqlite', 'integrity_check ok and rows consistent (all modes)', bad.length, bad.length ? `bad: ${bad.join(', ')}` : 'ok', bad.length === 0);

@@ -19,6 +19,11 @@
 //   queue ticket     an OFD record lock on byte 0 that a waiter takes before
 //                    it blocks on the lock, so one waiter at a time blocks
 //                    (Linux; ticket_take, ticket_return in lock_posix.cc)
+//   turn marker      an OFD record lock on byte 2 that a process which got
+//                    the lock after waiting keeps through its turn; the
+//                    next head waiter waits for it (at most kTurnWait)
+//                    rather than racing every release of that turn (Linux;
+//                    wait_lock, end_turn)
 //   shared holders   the holders of a slot locked shared, any thread:
 //                    one file lock, a count (Slot::state, registry.h)
 //   turn, streak     how long a process may keep re-taking a lock without
