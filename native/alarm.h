@@ -1,6 +1,6 @@
 // Deadlines for blocked calls that take no timeout (fcntl F_OFD_SETLKW):
 // one thread per process interrupts a thread whose deadline has passed
-// (interrupt_wait, lock.h), and again every millisecond until its alarm is
+// (interrupt_wait, lock.h), and again, ever less often, until its alarm is
 // cleared, since one interrupt may land just before the call blocks.
 // POSIX only; lock_posix.cc bounds the wait for a turn marker with it.
 #pragma once

@@ -15,13 +15,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Re-sent 1 ms after the deadline, then ever less often: a signal that
+// cannot end the call (the host took the signal over) costs little.
 constexpr auto kAgain = std::chrono::milliseconds(1);
+constexpr auto kMaxAgain = std::chrono::milliseconds(256);
 // An alarm thread with nothing to do ends after this long.
 constexpr auto kIdle = std::chrono::seconds(10);
 
 struct Alarm {
   pthread_t thread;
   Clock::time_point at;
+  std::chrono::milliseconds again{kAgain};
 };
 
 struct Alarms {
@@ -48,7 +52,8 @@ struct Alarms {
         if (alarm.at <= now) {
           // Under the mutex: the thread cannot have cleared its alarm and ended.
           interrupt_wait(alarm.thread);
-          alarm.at = now + kAgain;
+          alarm.at = now + alarm.again;
+          alarm.again = std::min(kMaxAgain, alarm.again * 2);
         }
         next = std::min(next, alarm.at);
       }
@@ -73,8 +78,8 @@ bool alarm_set(pthread_t thread, Clock::time_point at) {
   Alarms& a = Alarms::get();
   std::lock_guard<std::mutex> lock(a.mu);
   auto it = std::find_if(a.set.begin(), a.set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); });
-  if (it != a.set.end()) it->at = at;
-  else a.set.push_back({thread, at});
+  if (it != a.set.end()) *it = {thread, at, kAgain};
+  else a.set.push_back({thread, at, kAgain});
   if (!a.running) {
     try {
       std::thread(Alarms::run).detach();

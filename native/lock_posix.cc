@@ -270,6 +270,12 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, 
   install_wake_signal();
   // Without our signal handler no blocked call can be interrupted.
   if (!wake_signal_ours()) return poll_lock(d, exclusive, cancelled);
+  // Wait threads inherit the signal mask of the thread that started them;
+  // a host that blocked the signal there must not make waits uninterruptible.
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, wake_signal());
+  pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
   int fd = fd_of(d);
   // A read-only descriptor cannot take a write ticket (EBADF), and some file
   // systems have no OFD locks: then wait without one.
@@ -285,6 +291,13 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, 
   // The head of the queue waits for the turn marker, for at most turn_wait:
   // a holder whose turn is not over, re-taking the lock again and again,
   // would otherwise wake it at every release.
+  // Not if the lock is free by now: then it is taken at once.
+  int r = ticketed && exclusive ? lock_once(fd, exclusive, false) : -EAGAIN;
+  if (r == 0) {
+    *turn = byte_take(fd, kMarkerByte, false) == 0;
+    ticket_return(fd);
+    return kAcquired;
+  }
   if (ticketed && exclusive) {
     int m = byte_take(fd, kMarkerByte, false);
     if ((m == -EAGAIN || m == -EACCES) && byte_taken(fd, kMarkerByte)) {
@@ -297,7 +310,7 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, 
     }
     *turn = m == 0;
   }
-  int r = blocking(cancelled, [fd, exclusive] { return lock_once(fd, exclusive, true); });
+  r = blocking(cancelled, [fd, exclusive] { return lock_once(fd, exclusive, true); });
   // The marker stays with the new holder for its turn (end_turn), and is
   // taken before the ticket goes, so the next head finds it held.
   if (r != 0 && *turn) {

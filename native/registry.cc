@@ -74,6 +74,9 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
       if (r != 0) return r;
       s.descriptor = d;
     }
+    // A process that waits again is no longer in its turn; wait_lock only
+    // says whether the wait took the marker.
+    if (cancelled) end_turn_now(s);
     int r = cancelled ? wait_lock(s.descriptor, exclusive, *cancelled, kTurnWait, &s.turn) : try_lock(s.descriptor, exclusive);
     if (r != kAcquired) {
       if (r < 0) *syscall = kLockSyscall;
@@ -137,6 +140,9 @@ int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_
         end_turn_now(s);
         r = kBusy;
       } else {
+        // Nobody queued: a new turn, without the marker, which is for a
+        // process that has waited.
+        end_turn_now(s);
         s.streak_began = now;
       }
     }
@@ -230,6 +236,7 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std
         share(s);
       }
       if (!cancelled.load()) return kAcquired;
+      end_turn_now(s);
       release(s);
       return kCancelled;
     }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, agentForFile, blockedOn, fixture, isRunning, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, tempDir, turnMarkerHeld, waitFor, workersDone } from './helpers.js';
+import { Agent, agentForFile, blockedOn, fixture, isRunning, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, sleep, tempDir, turnMarkerHeld, waitFor, workersDone } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
 const agent = agentForFile();
@@ -188,6 +188,23 @@ describe('turns between processes (Linux queue tickets)', () => {
     throw new Error('the agent never kept the turn marker after its hold');
   }
 
+  it('a process gives the marker back at its first hold after its turn when nobody is queued', async (ctx) => {
+    skipWithout(ctx, 'linux', '/proc');
+    const holder = await Agent.start();
+    try {
+      const path = resourceIn(tempDir());
+      await agentHoldingTheMarker(holder, path);
+      // Holds far apart (each call is an IPC round trip, then 5 ms), the lock hot.
+      for (let i = 0; i < 3; i++) {
+        await sleep(5);
+        await holder.call('withFileLock', { path });
+      }
+      expect(turnMarkerHeld(lockFileOf(path))).toBe(false);
+    } finally {
+      await holder.stop();
+    }
+  });
+
   it('a waiter gets the lock once it is free although a process stopped in its turn, between two holds, keeps the marker', async (ctx) => {
     skipWithout(ctx, 'linux', '/proc');
     const holder = await Agent.start();
@@ -201,6 +218,7 @@ describe('turns between processes (Linux queue tickets)', () => {
       expect(await settlesWithin(waiting, 100)).toBe('pending');
       await agent().call('release', { path });
       const held = await waiting;
+      // The stopped process still holds the marker: this wait got past it.
       expect(turnMarkerHeld(lockFileOf(path))).toBe(true);
       await held.release();
     } finally {
