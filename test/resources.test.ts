@@ -189,7 +189,7 @@ describe('results of the addon', () => {
     const binding = require(BINDING);
     const lockPath = join(tempDir(), 'missing-dir', 'data.lock');
     const slot = binding.slot(lockPath);
-    expect(binding.acquire(slot, false)).toEqual({ errno: -constants.errno.ENOENT, syscall: 'open' });
+    expect(binding.acquire(slot, false, false)).toEqual({ errno: -constants.errno.ENOENT, syscall: 'open' });
     expect(binding.lastSyscall).toBeUndefined();
   });
 });
