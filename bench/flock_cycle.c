@@ -11,12 +11,19 @@
  *   flock_cycle handoff LOCK
  *       answers the driver's handoff commands (see bench/workers/handoff.mjs,
  *       which speaks the same protocol).
+ *   flock_cycle handoff-loop LOCK
+ *       the same, but a waiter blocks in flock on a second thread that wakes
+ *       the main thread, blocked in poll(2), through a pipe once it holds the
+ *       lock: the hop every event-loop program (Node, libuv) pays at a
+ *       handoff, with nothing else around it.
  *
  * Every timestamp is CLOCK_MONOTONIC in nanoseconds: the clock libuv's
  * hrtime reads too, so the driver can compare stamps across processes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -153,7 +160,40 @@ static void say_usage(const char *word, int64_t stamp, struct usage since) {
   say("%s %lld %.0f %ld %ld\n", word, (long long)stamp, now.cpu_us - since.cpu_us, now.vcsw - since.vcsw, now.ivcsw - since.ivcsw);
 }
 
-static int handoff(const char *path) {
+struct loop_wait {
+  int fd;
+  const char *path;
+  int wake;  /* write end of the pipe the main thread polls */
+};
+
+static void *loop_wait_thread(void *arg) {
+  struct loop_wait *w = arg;
+  lock_fd(w->fd, w->path);
+  char byte = 1;
+  if (write(w->wake, &byte, 1) != 1) die("write", "wake pipe");
+  return NULL;
+}
+
+/* Blocks until the lock on fd is held, waiting on a thread the way an event
+   loop must: the main thread only learns of it from its poll. */
+static void lock_fd_via_loop(int fd, const char *path) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) die("pipe", NULL);
+  struct loop_wait w = {fd, path, pipefd[1]};
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, loop_wait_thread, &w) != 0) die("pthread_create", NULL);
+  struct pollfd pfd = {pipefd[0], POLLIN, 0};
+  while (poll(&pfd, 1, -1) < 0) {
+    if (errno != EINTR) die("poll", NULL);
+  }
+  char byte;
+  if (read(pipefd[0], &byte, 1) != 1) die("read", "wake pipe");
+  pthread_join(thread, NULL);
+  close(pipefd[0]);
+  close(pipefd[1]);
+}
+
+static int handoff(const char *path, int via_loop) {
   char line[64];
   int held = -1;
   say("ready\n");
@@ -167,7 +207,11 @@ static int handoff(const char *path) {
       say("waiting\n");
       struct usage used = usage_now();
       int fd = open_lock(path);
-      lock_fd(fd, path);
+      if (via_loop) {
+        lock_fd_via_loop(fd, path);
+      } else {
+        lock_fd(fd, path);
+      }
       int64_t t1 = now_ns();
       unlock_fd(fd, path);
       close(fd);
@@ -196,10 +240,12 @@ static int handoff(const char *path) {
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "uncontended") == 0) return uncontended(argv[2], atol(argv[3]));
   if (argc == 5 && strcmp(argv[1], "contended") == 0) return contended(argv[2], argv[3], atol(argv[4]));
-  if (argc == 3 && strcmp(argv[1], "handoff") == 0) return handoff(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "handoff") == 0) return handoff(argv[2], 0);
+  if (argc == 3 && strcmp(argv[1], "handoff-loop") == 0) return handoff(argv[2], 1);
   fprintf(stderr,
           "usage: flock_cycle uncontended LOCK CYCLES\n"
           "       flock_cycle contended LOCK COUNTER CYCLES\n"
-          "       flock_cycle handoff LOCK\n");
+          "       flock_cycle handoff LOCK\n"
+          "       flock_cycle handoff-loop LOCK\n");
   return 2;
 }

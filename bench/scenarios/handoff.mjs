@@ -15,8 +15,8 @@ async function handoffRun(ctx, contender, count) {
   const resource = join(ctx.dir(`handoff-${contender}`), 'resource');
   writeFileSync(resource, '');
   const spawnEnd = (role) =>
-    contender === 'c'
-      ? ctx.c(['handoff', `${resource}.lock`], `C handoff ${role}`)
+    contender === 'c' || contender === 'c-loop'
+      ? ctx.c([contender === 'c' ? 'handoff' : 'handoff-loop', `${resource}.lock`], `${contender} handoff ${role}`)
       : ctx.node('handoff.mjs', ['--contender', contender, '--path', resource], `${contender} handoff ${role}`);
   const holder = spawnEnd('holder');
   const waiter = spawnEnd('waiter');
@@ -59,8 +59,11 @@ async function handoffRun(ctx, contender, count) {
 
 export async function run(ctx) {
   const rounds = ctx.quick ? 2 : 3;
-  const count = ctx.quick ? { c: 60, ours: 60, fsne: 60, plf: 20 } : { c: 200, ours: 200, fsne: 200, plf: 60 };
-  const names = ctx.contenders(['c', 'ours', 'fsne', 'plf']);
+  const count = ctx.quick ? { c: 60, 'c-loop': 60, ours: 60, sync: 60, fsne: 60, plf: 20 } : { c: 200, 'c-loop': 200, ours: 200, sync: 200, fsne: 200, plf: 60 };
+  // c-loop is the floor for any waiter that lives in an event loop (ours,
+  // fsne): C's handoff plus the hop from a wait thread to the loop's thread.
+  // sync blocks on the JavaScript thread itself, with no hop.
+  const names = ctx.contenders(['c', 'c-loop', 'ours', 'sync', 'fsne', 'plf']);
   const latencies = Object.fromEntries(names.map((n) => [n, []]));
   const usages = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++) {
@@ -88,6 +91,8 @@ export async function run(ctx) {
     p50OursOverC: ratio(summary.ours?.p50Us, summary.c?.p50Us),
     p99OursOverC: ratio(summary.ours?.p99Us, summary.c?.p99Us),
     p50OursOverFsne: ratio(summary.ours?.p50Us, summary.fsne?.p50Us),
+    p50OursOverCLoop: ratio(summary.ours?.p50Us, summary['c-loop']?.p50Us),
+    p50SyncOverC: ratio(summary.sync?.p50Us, summary.c?.p50Us),
   };
   heading(`3. ${title} (release in one process → acquire in another; ${rounds} rounds alternating)`);
   table(
