@@ -3,13 +3,13 @@ import { inspect } from 'node:util';
 import { argTypeError, argValueError, FileLockError, LockTimeoutError } from './errors.js';
 import { HeldLock, releaseHeld, releaseHeldQuietly, reentrantHeld, type FileLock } from './held-lock.js';
 import { context, lineFor, type Line } from './line.js';
-import { ACQUIRED, BUSY, failureError, native, STALE, type Result } from './native.js';
+import { ACQUIRED, BUSY, failureError, native, type Result } from './native.js';
 import { validateOptions, validatePath, type LockOptions, type LockPath, type ValidOptions } from './options.js';
-import { cachedLockPath, lockPathFor } from './paths.js';
+import { lockPathFor } from './paths.js';
 import { holderFor } from './proc-locks.js';
 import { noteHeld } from './watch-held.js';
-// For the {@link} references in the docs below.
-import type { tryLock, withFileLock } from './lock.js';
+// tryLock and withFileLock: for the {@link} references in the docs below.
+import { attemptCached, type tryLock, type withFileLock } from './lock.js';
 
 /**
  * Options of the synchronous calls: those of {@link LockOptions} but
@@ -185,17 +185,9 @@ function holdSync(pathArg: unknown, optionsArg: unknown, willWait: boolean): Hel
   const resource = validatePath(pathArg, 'path');
   const options = validateSyncOptions(optionsArg);
   const store = context.getStore();
-  // As in hold(): outside every callback the attempt checks the cached canonical path.
   if (store === undefined) {
-    const cached = cachedLockPath(resource, options.lockfilePath);
-    if (cached !== undefined) {
-      const line = lineFor(cached.lockPath, cached.key);
-      if (line.tryEnter(options.shared)) {
-        const result = native.acquire(line.slot, willWait, options.shared, cached.probe, cached.missing);
-        if (result !== STALE) return attemptedSync(line, result, options, resource, willWait, store);
-        line.leave();
-      }
-    }
+    const held = attemptCached(resource, options, willWait, attemptedSync);
+    if (held !== null) return held;
   }
   const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
   const reentrant = reentrantHeld(store, key, resource, options.shared, options.removeLockFile);

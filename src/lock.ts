@@ -211,18 +211,9 @@ function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLoc
   const options = validateOptions(optionsArg);
   if (options.signal?.aborted) throw options.signal.reason;
   const store = context.getStore();
-  // Outside every callback nothing is reentrant, so a cached canonical path
-  // is checked by the attempt itself, in the same call into the addon.
   if (store === undefined) {
-    const cached = cachedLockPath(resource, options.lockfilePath);
-    if (cached !== undefined) {
-      const line = lineFor(cached.lockPath, cached.key);
-      if (line.tryEnter(options.shared)) {
-        const result = native.acquire(line.slot, willWait, options.shared, cached.probe, cached.missing);
-        if (result !== STALE) return attempted(line, result, options, resource, willWait, store);
-        line.leave();
-      }
-    }
+    const held = attemptCached(resource, options, willWait, attempted);
+    if (held !== null) return held;
   }
   const { lockPath, key } = lockPathFor(resource, options.lockfilePath);
   const reentrant = reentrantHeld(store, key, resource, options.shared, options.removeLockFile);
@@ -232,6 +223,25 @@ function hold(pathArg: unknown, optionsArg: unknown, willWait: boolean): HeldLoc
   if (!line.tryEnter(options.shared)) return willWait ? holdSlowly(line, options, resource, false) : undefined;
   return attempted(line, native.acquire(line.slot, willWait, options.shared), options, resource, willWait, store);
 }
+
+/**
+ * The first attempt of hold() and holdSync() outside every callback, where
+ * nothing is reentrant: a cached canonical path is checked by the attempt
+ * itself, in the same call into the addon. null if no attempt was made or
+ * the path was stale: the caller resolves the path afresh.
+ */
+export function attemptCached<T>(resource: string, options: ValidOptions, willWait: boolean, then: Attempted<T>): T | null {
+  const cached = cachedLockPath(resource, options.lockfilePath);
+  if (cached === undefined) return null;
+  const line = lineFor(cached.lockPath, cached.key);
+  if (!line.tryEnter(options.shared)) return null;
+  const result = native.acquire(line.slot, willWait, options.shared, cached.probe, cached.missing);
+  if (result !== STALE) return then(line, result, options, resource, willWait, undefined);
+  line.leave();
+  return null;
+}
+
+type Attempted<T> = (line: Line, result: Result, options: ValidOptions, resource: string, willWait: boolean, store: HeldLock | undefined) => T;
 
 /** hold() after its first attempt at the head of the line: held, waiting for the file lock, busy or failed. */
 function attempted(line: Line, result: Result, options: ValidOptions, resource: string, willWait: boolean, store: HeldLock | undefined): HeldLock | undefined | Promise<HeldLock | undefined> {
