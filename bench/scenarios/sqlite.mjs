@@ -49,7 +49,7 @@ async function sqliteRun(ctx, mode, procs, transactions) {
   createDatabase(path);
   const children = [];
   for (let i = 0; i < procs; i++) {
-    children.push(ctx.node('sqlite.mjs', ['--mode', mode, '--db', path, '--transactions', String(transactions), '--worker', String(i + 1), '--warmup', String(ctx.quick ? 100 : 300)], `sqlite ${mode} worker ${i + 1}/${procs}`));
+    children.push(ctx.node('sqlite.mjs', ['--mode', mode, '--db', path, '--transactions', String(transactions), '--worker', String(i + 1), '--warmup', String(ctx.quick ? 1500 : 3000)], `sqlite ${mode} worker ${i + 1}/${procs}`));
   }
   const results = await runTogether(children);
   const wallMs = (max(results.map((r) => r.end)) - min(results.map((r) => r.start))) / 1e6;

@@ -30,7 +30,10 @@ function transaction(path, body) {
 }
 
 // Warm the JIT (better-sqlite3's wrappers, the lock path, this loop) on a
-// database of our own, so the measured run compares steady states.
+// database of our own, so the measured run compares steady states. V8
+// optimizes a function after thousands of calls, not hundreds: with a few
+// hundred, the optimizing compiler ran during the measured run, on the same
+// 2 CPUs, and charged the modes with the most JavaScript for it.
 const warmPath = `${a.db}.warm-${process.pid}`;
 {
   const warm = new Database(warmPath);
