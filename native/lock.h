@@ -152,7 +152,6 @@ int case_sensitive(const char* utf8_dir);
 // "LockFileEx" on Windows.
 extern const char* const kLockSyscall;
 extern const char* const kUnlockSyscall;
-extern const char* const kStatSyscall;
 // Names the call that failed when no thread could be had for a wait.
 extern const char* const kThreadSyscall;
 

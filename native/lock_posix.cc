@@ -109,7 +109,6 @@ int open_flags(int access) { return access | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
 
 const char* const kLockSyscall = kRecordLocks ? "fcntl" : "flock";
 const char* const kUnlockSyscall = kLockSyscall;
-const char* const kStatSyscall = "stat";
 const char* const kThreadSyscall = "pthread_create";
 
 namespace {

@@ -19,7 +19,6 @@ namespace nfl {
 
 const char* const kLockSyscall = "LockFileEx";
 const char* const kUnlockSyscall = "UnlockFileEx";
-const char* const kStatSyscall = "GetFileInformationByHandle";
 const char* const kThreadSyscall = "CreateThread";
 
 namespace {
@@ -111,7 +110,7 @@ int open_lock_file(const char* utf8_path, Descriptor* out, FileId* id, const cha
   if (!GetFileInformationByHandle(h, &info)) {
     int r = last_error();
     CloseHandle(h);
-    *syscall = kStatSyscall;
+    *syscall = "GetFileInformationByHandle";
     return r;
   }
   if (info.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) {
