@@ -36,6 +36,11 @@ struct Alarms {
   // When the thread wakes next: a new alarm due later needs no wake-up.
   Clock::time_point wakes_at = Clock::time_point::max();
 
+  // The thread's alarm, or set.end() (at most one per thread); under mu.
+  std::vector<Alarm>::iterator find(pthread_t thread) {
+    return std::find_if(set.begin(), set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); });
+  }
+
   static Alarms& get() {
     // Never destroyed: the thread may run while the process exits.
     static Alarms* alarms = new Alarms();
@@ -77,7 +82,7 @@ struct Alarms {
 bool alarm_set(pthread_t thread, Clock::time_point at) {
   Alarms& a = Alarms::get();
   std::lock_guard<std::mutex> lock(a.mu);
-  auto it = std::find_if(a.set.begin(), a.set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); });
+  auto it = a.find(thread);
   if (it != a.set.end()) *it = {thread, at, kAgain};
   else a.set.push_back({thread, at, kAgain});
   if (!a.running) {
@@ -85,7 +90,7 @@ bool alarm_set(pthread_t thread, Clock::time_point at) {
       std::thread(Alarms::run).detach();
       a.running = true;
     } catch (const std::system_error&) {
-      a.set.erase(std::find_if(a.set.begin(), a.set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); }));
+      a.set.erase(a.find(thread));
       return false;
     }
     return true;
@@ -97,8 +102,8 @@ bool alarm_set(pthread_t thread, Clock::time_point at) {
 void alarm_clear(pthread_t thread) {
   Alarms& a = Alarms::get();
   std::lock_guard<std::mutex> lock(a.mu);
-  a.set.erase(std::remove_if(a.set.begin(), a.set.end(), [thread](const Alarm& x) { return pthread_equal(x.thread, thread); }),
-              a.set.end());
+  auto it = a.find(thread);
+  if (it != a.set.end()) a.set.erase(it);
 }
 
 }  // namespace nfl
