@@ -261,6 +261,21 @@ int wait_until(const std::atomic<bool>& cancelled, std::chrono::steady_clock::ti
   return r;
 }
 
+// The head of the queue waits for the turn marker, for at most turn_wait,
+// before it blocks on the lock: a holder whose turn is not over, re-taking
+// the lock again and again, would otherwise wake it at every release.
+// *turn tells whether it took the marker. kCancelled, or 0.
+int wait_for_turn(int fd, const std::atomic<bool>& cancelled, std::chrono::milliseconds turn_wait, bool* turn) {
+  int m = byte_take(fd, kMarkerByte, false);
+  if ((m == -EAGAIN || m == -EACCES) && byte_taken(fd, kMarkerByte)) {
+    m = wait_until(cancelled, std::chrono::steady_clock::now() + turn_wait,
+                   [fd] { return byte_take(fd, kMarkerByte, true); });
+    if (m == kCancelled) return kCancelled;
+  }
+  *turn = m == 0;
+  return 0;
+}
+
 }  // namespace
 
 int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, std::chrono::milliseconds turn_wait,
@@ -287,29 +302,19 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, 
     }
     ticketed = t == 0;
   }
-  // The head of the queue waits for the turn marker, for at most turn_wait:
-  // a holder whose turn is not over, re-taking the lock again and again,
-  // would otherwise wake it at every release.
-  // Not if the lock is free by now: then it is taken at once.
-  int r = ticketed && exclusive ? lock_once(fd, exclusive, false) : -EAGAIN;
-  if (r == 0) {
-    *turn = byte_take(fd, kMarkerByte, false) == 0;
-    ticket_return(fd);
-    return kAcquired;
-  }
   if (ticketed && exclusive) {
-    int m = byte_take(fd, kMarkerByte, false);
-    if ((m == -EAGAIN || m == -EACCES) && byte_taken(fd, kMarkerByte)) {
-      m = wait_until(cancelled, std::chrono::steady_clock::now() + turn_wait,
-                     [fd] { return byte_take(fd, kMarkerByte, true); });
-      if (m == kCancelled) {
-        ticket_return(fd);
-        return kCancelled;
-      }
+    // The lock may be free by now: then it is taken at once.
+    if (lock_once(fd, exclusive, false) == 0) {
+      *turn = byte_take(fd, kMarkerByte, false) == 0;
+      ticket_return(fd);
+      return kAcquired;
     }
-    *turn = m == 0;
+    if (wait_for_turn(fd, cancelled, turn_wait, turn) == kCancelled) {
+      ticket_return(fd);
+      return kCancelled;
+    }
   }
-  r = blocking(cancelled, [fd, exclusive] { return lock_once(fd, exclusive, true); });
+  int r = blocking(cancelled, [fd, exclusive] { return lock_once(fd, exclusive, true); });
   // The marker stays with the new holder for its turn (end_turn), and is
   // taken before the ticket goes, so the next head finds it held.
   if (r != 0 && *turn) {
