@@ -106,9 +106,11 @@ int unlock(Descriptor d);
 // turn_wait, before it blocks on the lock, and keeps it with the lock until
 // end_turn, so that the next head waits for that instead of being woken by
 // every release of the new holder's turn.
-int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, std::chrono::milliseconds turn_wait,
-              bool* turn);
-// Gives the turn marker back (a no-op where there is none).
+// ticket_usable is ticket_usable(d), below: without it the wait takes no
+// ticket and no marker.
+int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomic<bool>& cancelled,
+              std::chrono::milliseconds turn_wait, bool* turn);
+// Gives back the turn marker that wait_lock took (*turn).
 void end_turn(Descriptor d);
 // Makes wait_lock on thread t notice cancellation soon, if it can. The
 // caller repeats it until the wait has ended (one may land just before the
@@ -133,8 +135,13 @@ inline int poll_lock(Descriptor d, bool exclusive, const std::atomic<bool>& canc
 // environment that loaded it.
 void keep_loaded();
 
+// Whether waits for the lock behind d queue on tickets: Linux, where the
+// file system keeps flock apart from record locks (flock_model.h). It asks
+// the file system (fstatfs), so the registry asks once per descriptor
+// (Slot::ticket_usable).
+bool ticket_usable(Descriptor d);
 // True when another process holds the queue ticket for the lock behind d
-// (see wait_lock); false where that cannot be known.
+// (see wait_lock). Only where ticket_usable(d).
 bool others_waiting(Descriptor d);
 
 // Identity of what a path names now (symlinks followed); *id of

@@ -202,8 +202,6 @@ constexpr bool kHaveTickets = false;
 #define F_OFD_SETLKW (-1)
 #endif
 
-bool ticket_usable(int fd) { return kHaveTickets && !kRecordLocks && flock_apart_from_record_locks(fd); }
-
 // A ticket is byte 0 alone, a turn marker byte 2 alone: not byte 1, since
 // the kernel merges adjacent locks of one owner into one range, and a
 // ticket is told from other record locks by its range. Taking one without
@@ -278,8 +276,8 @@ int wait_for_turn(int fd, const std::atomic<bool>& cancelled, std::chrono::milli
 
 }  // namespace
 
-int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, std::chrono::milliseconds turn_wait,
-              bool* turn) {
+int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomic<bool>& cancelled,
+              std::chrono::milliseconds turn_wait, bool* turn) {
   *turn = false;
   install_wake_signal();
   // Without our signal handler no blocked call can be interrupted.
@@ -294,7 +292,7 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, 
   // A read-only descriptor cannot take a write ticket (EBADF), and some file
   // systems have no OFD locks: then wait without one.
   bool ticketed = false;
-  if (ticket_usable(fd)) {
+  if (ticket_usable) {
     int t = ticket_take(fd, false);
     if ((t == -EAGAIN || t == -EACCES) && ticket_taken(fd)) {
       t = blocking(cancelled, [fd] { return ticket_take(fd, true); });
@@ -325,14 +323,11 @@ int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, 
   return r == 0 ? kAcquired : r;
 }
 
-void end_turn(Descriptor d) {
-  if (ticket_usable(fd_of(d))) byte_return(fd_of(d), kMarkerByte);
-}
+void end_turn(Descriptor d) { byte_return(fd_of(d), kMarkerByte); }
 
-bool others_waiting(Descriptor d) {
-  int fd = fd_of(d);
-  return ticket_usable(fd) && ticket_taken(fd);
-}
+bool ticket_usable(Descriptor d) { return kHaveTickets && !kRecordLocks && flock_apart_from_record_locks(fd_of(d)); }
+
+bool others_waiting(Descriptor d) { return ticket_taken(fd_of(d)); }
 
 void interrupt_wait(std::thread::native_handle_type t) {
   // Looked at right before sending: the host may have changed it since the

@@ -148,7 +148,7 @@ int unlock(Descriptor d) {
 
 // A blocking LockFileEx cannot be interrupted portably (CancelSynchronousIo
 // does not reach it everywhere), so the dedicated thread polls.
-int wait_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled, std::chrono::milliseconds,
+int wait_lock(Descriptor d, bool exclusive, bool, const std::atomic<bool>& cancelled, std::chrono::milliseconds,
               bool* turn) {
   *turn = false;
   return poll_lock(d, exclusive, cancelled);
@@ -167,6 +167,7 @@ void keep_loaded() {
 }
 
 // Waiters poll here; there is no queue to look at.
+bool ticket_usable(Descriptor) { return false; }
 bool others_waiting(Descriptor) { return false; }
 
 void end_turn(Descriptor) {}

@@ -23,7 +23,21 @@ void close_descriptor(Slot& s) {
   close_lock_file(s.descriptor);
   s.descriptor = kNoDescriptor;
   s.turn = false;  // the close gave the marker back
+  s.ticket_usable.store(-1, std::memory_order_relaxed);
 }
+
+// ticket_usable() of s's open descriptor, asked once (a fstatfs on Linux).
+bool ticket_usable(Slot& s) {
+  int known = s.ticket_usable.load(std::memory_order_relaxed);
+  if (known < 0) {
+    known = nfl::ticket_usable(s.descriptor) ? 1 : 0;
+    s.ticket_usable.store(known, std::memory_order_relaxed);
+  }
+  return known != 0;
+}
+
+// others_waiting() where that can be known.
+bool others_waiting(Slot& s) { return ticket_usable(s) && nfl::others_waiting(s.descriptor); }
 
 // Every release reads it, so the cheapest monotonic clock there is: Linux's
 // coarse clock (a few ms of resolution, a quarter of CLOCK_MONOTONIC's cost).
@@ -77,7 +91,8 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
     // A process that waits again is no longer in its turn; wait_lock only
     // says whether the wait took the marker.
     if (cancelled) end_turn_now(s);
-    int r = cancelled ? wait_lock(s.descriptor, exclusive, *cancelled, kTurnWait, &s.turn) : try_lock(s.descriptor, exclusive);
+    int r = cancelled ? wait_lock(s.descriptor, exclusive, ticket_usable(s), *cancelled, kTurnWait, &s.turn)
+                      : try_lock(s.descriptor, exclusive);
     if (r != kAcquired) {
       if (r < 0) *syscall = kLockSyscall;
       return r;
@@ -135,7 +150,7 @@ int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_
   if (r == kAcquired && will_wait && (++s.streak % kLookEvery == 0 || s.turn)) {
     auto now = std::chrono::steady_clock::now();
     if (now - s.streak_began >= kTurn) {
-      if (others_waiting(s.descriptor)) {
+      if (others_waiting(s)) {
         unlock(s.descriptor);
         end_turn_now(s);
         r = kBusy;
@@ -182,7 +197,7 @@ void Registry::share(Slot& s) {
 // so a queued writer would otherwise wait for as long as they keep coming.
 // The check is one F_OFD_GETLK; the descriptor stays open while shared.
 int Registry::unless_queued(Slot& s) {
-  if (!others_waiting(s.descriptor)) return kAcquired;
+  if (!others_waiting(s)) return kAcquired;
   release(s);
   return kBusy;
 }

@@ -75,6 +75,11 @@ struct Slot : std::enable_shared_from_this<Slot> {
   std::atomic<int64_t> freed_at{std::numeric_limits<int64_t>::min() / 2};
   std::atomic<int64_t> freed_before{std::numeric_limits<int64_t>::min() / 2};
   std::atomic<bool> kept{false};  // listed in Registry::kept_; written under the mutex
+  // ticket_usable(descriptor) (lock.h), asked at the first look at the
+  // queue and kept until the descriptor closes: 1, 0, or -1 not asked yet.
+  // Shared holders of any thread may look at once; each would store the
+  // same answer.
+  std::atomic<int> ticket_usable{-1};
   std::condition_variable freed;
 
   // Used only by the claim holder, or by a closer while kClosing.
