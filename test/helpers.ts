@@ -606,6 +606,19 @@ export function agentForFile(env?: NodeJS.ProcessEnv): () => Agent {
 }
 
 /**
+ * An agent for the calling test: started now, and when the test ends, however
+ * it ends, continued (the test may have stopped it with SIGSTOP) and stopped.
+ */
+export async function agentForTest(env?: NodeJS.ProcessEnv): Promise<Agent> {
+  const agent = await Agent.start(env);
+  afterThisTest(async () => {
+    agent.kill('SIGCONT');
+    await agent.stop();
+  });
+  return agent;
+}
+
+/**
  * test/fixtures/agent.mjs as a worker_thread of this process: the same
  * commands as Agent, so tests can observe one thread's locks from another.
  */

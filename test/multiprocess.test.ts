@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { lock, tryLock, withFileLock } from 'native-file-lock';
 
-import { Agent, agentForFile, blockedOn, fixture, isRunning, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, sleep, tempDir, turnMarkerHeld, waitFor, workersDone } from './helpers.js';
+import { Agent, agentForFile, agentForTest, blockedOn, fixture, isRunning, lockFileOf, openFiles, Proc, requires, resourceIn, runNode, settlesWithin, skipWithout, sleep, tempDir, turnMarkerHeld, waitFor, workersDone } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, pythonProbe, runFlock } from './peers.js';
 
 const agent = agentForFile();
@@ -190,41 +190,32 @@ describe('turns between processes (Linux queue tickets)', () => {
 
   it('a process gives the marker back at its first hold after its turn when nobody is queued', async (ctx) => {
     skipWithout(ctx, 'linux', '/proc');
-    const holder = await Agent.start();
-    try {
-      const path = resourceIn(tempDir());
-      await agentHoldingTheMarker(holder, path);
-      // Holds far apart (each call is an IPC round trip, then 5 ms), the lock hot.
-      for (let i = 0; i < 3; i++) {
-        await sleep(5);
-        await holder.call('withFileLock', { path });
-      }
-      expect(turnMarkerHeld(lockFileOf(path))).toBe(false);
-    } finally {
-      await holder.stop();
+    const holder = await agentForTest();
+    const path = resourceIn(tempDir());
+    await agentHoldingTheMarker(holder, path);
+    // Holds far apart (each call is an IPC round trip, then 5 ms), the lock hot.
+    for (let i = 0; i < 3; i++) {
+      await sleep(5);
+      await holder.call('withFileLock', { path });
     }
+    expect(turnMarkerHeld(lockFileOf(path))).toBe(false);
   });
 
   it('a waiter gets the lock once it is free although a process stopped in its turn, between two holds, keeps the marker', async (ctx) => {
     skipWithout(ctx, 'linux', '/proc');
-    const holder = await Agent.start();
-    try {
-      const path = resourceIn(tempDir());
-      await agentHoldingTheMarker(holder, path);
-      holder.kill('SIGSTOP');
-      // This process waits (another holds the lock), so it queues and meets the marker.
-      await agent().call('lock', { path });
-      const waiting = lock(path, { timeout: 5_000 });
-      expect(await settlesWithin(waiting, 100)).toBe('pending');
-      await agent().call('release', { path });
-      const held = await waiting;
-      // The stopped process still holds the marker: this wait got past it.
-      expect(turnMarkerHeld(lockFileOf(path))).toBe(true);
-      await held.release();
-    } finally {
-      holder.kill('SIGCONT');
-      await holder.stop();
-    }
+    const holder = await agentForTest();
+    const path = resourceIn(tempDir());
+    await agentHoldingTheMarker(holder, path);
+    holder.kill('SIGSTOP');
+    // This process waits (another holds the lock), so it queues and meets the marker.
+    await agent().call('lock', { path });
+    const waiting = lock(path, { timeout: 5_000 });
+    expect(await settlesWithin(waiting, 100)).toBe('pending');
+    await agent().call('release', { path });
+    const held = await waiting;
+    // The stopped process still holds the marker: this wait got past it.
+    expect(turnMarkerHeld(lockFileOf(path))).toBe(true);
+    await held.release();
   });
 });
 
