@@ -1,13 +1,18 @@
 // Windows: LockFileEx byte-range locks on a HANDLE the registry opens itself.
 //
-// The locked range is fixed: offset 0, length 2^64 - 1, the whole file.
-// Byte-range locks on Windows are mandatory, so other handles cannot read
-// or write the locked lock file (a shared lock: cannot write it); nothing
-// does, it stays empty. A lock belongs to the handle (and the process): a
-// second handle of the same process is refused like another process.
-// Shared locks of several handles coexist, as flock(LOCK_SH) does. There
-// are no tickets here: a waiting writer does not stop new shared holders
-// of other processes (only of its own, registry.h).
+// The locked range is fixed: offset 0, length 2^64 - 1, the whole file but
+// its last byte. Byte-range locks on Windows are mandatory, so other handles
+// cannot read or write the locked lock file (a shared lock: cannot write
+// it); nothing does, it stays empty. A lock belongs to the handle (and the
+// process): a second handle of the same process is refused like another
+// process. Shared locks of several handles coexist, as flock(LOCK_SH) does.
+//
+// The last byte, offset 2^64 - 1, which the lock never covers, is the queue
+// ticket: a waiter locks it exclusively before it waits for the lock and
+// unlocks it once it has the lock, so holders see a queued process
+// (others_waiting) and step back for it, and one waiter at a time tries the
+// lock. Versions without tickets lock the same range, so they and this one
+// exclude each other; they just never look at the queue.
 #include "lock.h"
 
 #include <uv.h>
@@ -146,12 +151,54 @@ int unlock(Descriptor d) {
   return last_error();
 }
 
-// A blocking LockFileEx cannot be interrupted portably (CancelSynchronousIo
-// does not reach it everywhere), so the dedicated thread polls.
-int wait_lock(Descriptor d, bool exclusive, bool, const std::atomic<bool>& cancelled, std::chrono::milliseconds,
+namespace {
+
+constexpr DWORD kTicketLow = MAXDWORD;  // offset 2^64 - 1, one byte
+constexpr DWORD kTicketHigh = MAXDWORD;
+
+// One attempt at the ticket: exclusive to take it, shared to look whether
+// someone else holds it (lookers never keep each other out).
+int ticket_lock(HANDLE h, bool exclusive) {
+  OVERLAPPED ov = {};
+  ov.Offset = kTicketLow;
+  ov.OffsetHigh = kTicketHigh;
+  DWORD flags = LOCKFILE_FAIL_IMMEDIATELY | (exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0);
+  if (LockFileEx(h, flags, 0, 1, 0, &ov)) return kAcquired;
+  DWORD err = GetLastError();
+  if (err == ERROR_LOCK_VIOLATION || err == ERROR_IO_PENDING) return kBusy;
+  return uv_translate_sys_error(static_cast<int>(err));
+}
+
+void ticket_return(HANDLE h) {
+  OVERLAPPED ov = {};
+  ov.Offset = kTicketLow;
+  ov.OffsetHigh = kTicketHigh;
+  UnlockFileEx(h, 0, 1, 0, &ov);
+}
+
+}  // namespace
+
+// A blocked LockFileEx cannot be interrupted everywhere: Wine 8 waits for the
+// conflicting lock without an alertable wait and CancelSynchronousIo finds
+// nothing to cancel (ERROR_NOT_FOUND). So the wait thread polls, the lock
+// only once it holds the ticket; until then it polls the ticket, so the
+// queue's head alone competes for a lock a holder steps back from.
+int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomic<bool>& cancelled, std::chrono::milliseconds,
               bool* turn) {
   *turn = false;
-  return poll_lock(d, exclusive, cancelled);
+  HANDLE h = as_handle(d);
+  int t;
+  for (;;) {
+    if (cancelled.load()) return kCancelled;
+    t = ticket_usable ? ticket_lock(h, true) : UV_ENOTSUP;
+    if (t != kBusy) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Without a ticket (an error taking it), wait anyway: a wait unseen by
+  // holders, as before tickets.
+  int r = poll_lock(d, exclusive, cancelled);
+  if (t == kAcquired) ticket_return(h);
+  return r;
 }
 
 void interrupt_wait(std::thread::native_handle_type) {}
@@ -166,9 +213,15 @@ void keep_loaded() {
                      reinterpret_cast<LPCWSTR>(&keep_loaded), &self);
 }
 
-// Waiters poll here; there is no queue to look at.
-bool ticket_usable(Descriptor) { return false; }
-bool others_waiting(Descriptor) { return false; }
+// The ticket's byte is outside every lock's range on every file system.
+bool ticket_usable(Descriptor) { return true; }
+
+bool others_waiting(Descriptor d) {
+  HANDLE h = as_handle(d);
+  int r = ticket_lock(h, false);
+  if (r == kAcquired) ticket_return(h);
+  return r == kBusy;
+}
 
 void end_turn(Descriptor) {}
 

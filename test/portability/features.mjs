@@ -80,6 +80,27 @@ test('two processes hold one lock shared at once; an exclusive waiter in a third
     assert.ok(exitedAt >= releasedAt, 'not before');
   }));
 
+test('a process waiting for an exclusive lock keeps new shared holders of other processes out until it has had its turn', () =>
+  inTempDir(async (dir) => {
+    const resource = join(dir, 'queued-writer');
+    const mine = await lock(resource, { shared: true });
+    let exitedAt;
+    const writer = spawnRuntime(PEER, ['wait', resource, '60000']);
+    const writerDone = writer.exited.then((code) => {
+      exitedAt = Date.now();
+      return code;
+    });
+    // macOS has no queue ticket: there shared callers of other processes slip in.
+    const expected = process.platform === 'darwin' ? 0 : BUSY;
+    await until(async () => (await tryWithInOtherProcess(resource, { shared: true })) === expected, 'a shared tryLock in a third process to see the queued writer', 30_000);
+    assert.equal(exitedAt, undefined, 'the writer still waits for the shared holder');
+    const releasedAt = Date.now();
+    await mine.release();
+    assert.equal(await writerDone, 0, 'the writer gets the lock once the shared holder released');
+    assert.ok(exitedAt >= releasedAt, 'not before');
+    assert.equal(await tryWithInOtherProcess(resource, { shared: true }), 0, 'after its turn shared callers get in again');
+  }));
+
 test('an exclusive holder in another process keeps shared callers out until it releases', () =>
   inTempDir(async (dir) => {
     const resource = join(dir, 'writer');
