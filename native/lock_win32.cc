@@ -18,7 +18,10 @@
 #include <uv.h>
 #include <windows.h>
 
+#include <cstdio>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace nfl {
 
@@ -83,6 +86,43 @@ bool delete_pending() {
 // deleted. The caller waits and retries as for a held lock.
 bool open_busy(DWORD err) { return err == ERROR_SHARING_VIOLATION || (err == ERROR_ACCESS_DENIED && delete_pending()); }
 
+// A release signal per lock file: an auto-reset event named after the file's
+// identity, shared by every process of the session (the Local\ namespace)
+// that has the file open. unlock() sets it and the queue's head waits on it,
+// so a release wakes the head at once instead of at its next poll. Holders
+// of other versions or sessions never set it: the head also wakes every
+// millisecond to try. Each descriptor has its event; nullptr where it could
+// not be created (then only polling).
+std::mutex events_mu;
+std::unordered_map<Descriptor, HANDLE>* events = new std::unordered_map<Descriptor, HANDLE>();
+
+HANDLE release_event(Descriptor d) {
+  std::lock_guard<std::mutex> lock(events_mu);
+  auto it = events->find(d);
+  return it == events->end() ? nullptr : it->second;
+}
+
+void open_release_event(Descriptor d, const BY_HANDLE_FILE_INFORMATION& info) {
+  wchar_t name[64];
+  swprintf(name, 64, L"Local\\native-file-lock-%08lx-%08lx%08lx", static_cast<unsigned long>(info.dwVolumeSerialNumber),
+           static_cast<unsigned long>(info.nFileIndexHigh), static_cast<unsigned long>(info.nFileIndexLow));
+  HANDLE e = CreateEventW(nullptr, FALSE, FALSE, name);
+  std::lock_guard<std::mutex> lock(events_mu);
+  (*events)[d] = e;
+}
+
+void close_release_event(Descriptor d) {
+  HANDLE e = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(events_mu);
+    auto it = events->find(d);
+    if (it == events->end()) return;
+    e = it->second;
+    events->erase(it);
+  }
+  if (e != nullptr) CloseHandle(e);
+}
+
 }  // namespace
 
 namespace {
@@ -124,10 +164,14 @@ int open_lock_file(const char* utf8_path, Descriptor* out, FileId* id, const cha
   }
   to_id(info, id);
   *out = reinterpret_cast<Descriptor>(h);
+  open_release_event(*out, info);
   return 0;
 }
 
-void close_lock_file(Descriptor d) { CloseHandle(as_handle(d)); }
+void close_lock_file(Descriptor d) {
+  close_release_event(d);
+  CloseHandle(as_handle(d));
+}
 
 // The name goes at once where the file system deletes with POSIX semantics;
 // else the file is "delete pending" until its last handle closes, and
@@ -146,7 +190,11 @@ int try_lock(Descriptor d, bool exclusive) {
 
 int unlock(Descriptor d) {
   OVERLAPPED ov = {};
-  if (UnlockFileEx(as_handle(d), 0, MAXDWORD, MAXDWORD, &ov)) return 0;
+  if (UnlockFileEx(as_handle(d), 0, MAXDWORD, MAXDWORD, &ov)) {
+    HANDLE e = release_event(d);
+    if (e != nullptr) SetEvent(e);
+    return 0;
+  }
   if (GetLastError() == ERROR_NOT_LOCKED) return 0;
   return last_error();
 }
@@ -180,9 +228,12 @@ void ticket_return(HANDLE h) {
 
 // A blocked LockFileEx cannot be interrupted everywhere: Wine 8 waits for the
 // conflicting lock without an alertable wait and CancelSynchronousIo finds
-// nothing to cancel (ERROR_NOT_FOUND). So the wait thread polls, the lock
-// only once it holds the ticket; until then it polls the ticket, so the
-// queue's head alone competes for a lock a holder steps back from.
+// nothing to cancel (ERROR_NOT_FOUND); on a handle opened for overlapped I/O
+// its lock waits never complete. So the wait thread blocks on the release
+// event instead, for at most a millisecond at a time, and tries the lock
+// whenever it wakes. It does so only once it holds the ticket; until then
+// it tries to take the ticket every millisecond, so the queue's head alone
+// competes for a lock that a holder steps back from.
 int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomic<bool>& cancelled, std::chrono::milliseconds,
               bool* turn) {
   *turn = false;
@@ -196,7 +247,21 @@ int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomi
   }
   // Without a ticket (an error taking it), wait anyway: a wait unseen by
   // holders, as before tickets.
-  int r = poll_lock(d, exclusive, cancelled);
+  HANDLE e = release_event(d);
+  int r;
+  for (;;) {
+    if (cancelled.load()) {
+      r = kCancelled;
+      break;
+    }
+    r = try_lock(d, exclusive);
+    if (r != kBusy) break;
+    if (e != nullptr) {
+      WaitForSingleObject(e, 1);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   if (t == kAcquired) ticket_return(h);
   return r;
 }
