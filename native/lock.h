@@ -18,7 +18,9 @@
 //                    wait_lock, unlock, below
 //   queue ticket     an OFD record lock on byte 0 that a waiter takes before
 //                    it blocks on the lock, so one waiter at a time blocks
-//                    (Linux; ticket_take, ticket_return in lock_posix.cc)
+//                    (Linux; ticket_take, ticket_return in lock_posix.cc);
+//                    on Windows a LockFileEx lock on the file's last byte,
+//                    taken before the wait polls (lock_win32.cc)
 //   turn marker      an OFD record lock on byte 2 that a process which got
 //                    the lock after waiting keeps through its turn; the
 //                    next head waiter waits for it (at most kTurnWait)
@@ -44,8 +46,8 @@
 // included). The platform files hold none of it: each function here makes
 // one attempt (or one blocking wait) with the platform's calls, and folds
 // contention into kBusy. They only retry a call interrupted by a signal; a
-// wait that cannot be interrupted polls (poll_lock, below); and on Linux a
-// blocking wait queues behind a ticket, which others_waiting lets the
+// wait that cannot be interrupted polls (poll_lock, below); and on Linux and
+// Windows a wait queues behind a ticket, which others_waiting lets the
 // registry see.
 //
 // exclusive false asks for a shared lock: flock(LOCK_SH), F_RDLCK in
@@ -135,10 +137,10 @@ inline int poll_lock(Descriptor d, bool exclusive, const std::atomic<bool>& canc
 // environment that loaded it.
 void keep_loaded();
 
-// Whether waits for the lock behind d queue on tickets: Linux, where the
-// file system keeps flock apart from record locks (flock_model.h). It asks
-// the file system (fstatfs), so the registry asks once per descriptor
-// (Slot::ticket_usable).
+// Whether waits for the lock behind d queue on tickets: always on Windows;
+// on Linux where the file system keeps flock apart from record locks
+// (flock_model.h), which it asks the file system (fstatfs), so the registry
+// asks once per descriptor (Slot::ticket_usable).
 bool ticket_usable(Descriptor d);
 // True when another process holds the queue ticket for the lock behind d
 // (see wait_lock). Only where ticket_usable(d).

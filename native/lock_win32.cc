@@ -245,8 +245,8 @@ int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomi
     if (t != kBusy) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  // Without a ticket (an error taking it), wait anyway: a wait unseen by
-  // holders, as before tickets.
+  // Without a ticket (none asked for, or an error taking it), wait anyway:
+  // a wait unseen by holders.
   HANDLE e = release_event(d);
   int r;
   for (;;) {
