@@ -29,8 +29,8 @@
 //   shared holders   the holders of a slot locked shared, any thread:
 //                    one file lock, a count (Slot::state, registry.h)
 //   turn, streak     how long a process may keep re-taking a lock without
-//                    waiting (kTurn), and that run of acquisitions
-//                    (Slot::streak); registry.cc
+//                    waiting (kTurn), and when that run of acquisitions
+//                    began (Slot::streak_began); registry.cc
 //   kept descriptor  one left open after its claim was given up, because its
 //                    lock is hot; close_idle closes it once unused for
 //                    kIdleFor (registry.h)

@@ -57,15 +57,14 @@ int64_t now_ms() {
 // scheduled. So a process may keep the lock to itself for kTurn, then it
 // steps back once if another process is queued; with n processes a waiter
 // waits about n turns. Switching costs a handoff, so turns are long enough
-// for switches to stay rare. Only every kLookEvery-th acquisition in a row
-// reads the clock, and only after a full turn does it look at the queue;
-// a process holding the turn marker looks at every acquisition, since the
-// head waiter waits for its turn to end instead of racing for the lock.
+// for switches to stay rare. Every acquisition reads the clock (tens of
+// nanoseconds: no system call on Linux or Windows), and only after a full
+// turn does it look at the queue. Counting acquisitions instead would make a
+// turn last that many holds, however long each one is.
 // The head waits for the marker at most kTurnWait: a holder that stopped
 // or went idle in its turn does not keep it out longer.
 constexpr auto kTurn = std::chrono::milliseconds(2);
 constexpr auto kTurnWait = kTurn + std::chrono::milliseconds(1);
-constexpr int kLookEvery = 16;
 
 Registry& Registry::instance() {
   // Never destroyed: worker threads may still use it while the process exits.
@@ -147,7 +146,7 @@ int Registry::try_acquire(Slot& s, const void* owner, bool exclusive, bool will_
   if (!exclusive) return try_share(s, owner, syscall);
   if (!claim(s, owner)) return kBusy;
   int r = lock_claimed(s, exclusive, nullptr, syscall);
-  if (r == kAcquired && will_wait && (++s.streak % kLookEvery == 0 || s.turn)) {
+  if (r == kAcquired && will_wait) {
     auto now = std::chrono::steady_clock::now();
     if (now - s.streak_began >= kTurn) {
       if (others_waiting(s)) {
@@ -170,8 +169,6 @@ void Registry::end_turn_now(Slot& s) {
   if (!s.turn) return;
   end_turn(s.descriptor);
   s.turn = false;
-  // The next acquisition looks at the queue.
-  s.streak = kLookEvery - 1;
 }
 
 bool Registry::join(Slot& s) {
@@ -245,7 +242,6 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std
     int r = lock_claimed(s, exclusive, &cancelled, syscall);
     if (r == kAcquired) {
       if (exclusive) {
-        s.streak = 0;
         s.streak_began = std::chrono::steady_clock::now();
       } else {
         share(s);

@@ -85,11 +85,10 @@ struct Slot : std::enable_shared_from_this<Slot> {
   // Used only by the claim holder, or by a closer while kClosing.
   Descriptor descriptor = kNoDescriptor;
   FileId id{};
-  // Acquisitions without waiting since this process last waited, and when
-  // that run (the turn) began.
-  int streak = 0;
   // This process holds the turn marker (wait_lock, lock.h) through its turn.
   bool turn = false;
+  // When this process's run of acquisitions without waiting (its turn)
+  // began: when it last waited, or when a turn ended with nobody queued.
   std::chrono::steady_clock::time_point streak_began;
 };
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -200,6 +200,30 @@ describe('turns between processes (Linux queue tickets)', () => {
     }
     expect(turnMarkerHeld(lockFileOf(path))).toBe(false);
   });
+
+  it('a process whose every hold outlasts a turn steps back for a queued process at its next acquisition', async (ctx) => {
+    skipWithout(ctx, 'linux');
+    const holder = await agentForTest();
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const log = join(dir, 'log');
+    writeFileSync(log, '');
+    const entries = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    // Each hold lasts 5 ms, longer than a 2 ms turn: every acquisition comes
+    // after the turn is over, so each one must look at the queue.
+    const looping = holder.call('holdRepeatedly', { path, log, name: 'agent', times: 200, holdMs: 5 });
+    let mostPassed = 0;
+    for (let round = 0; round < 3; round++) {
+      await waitFor(() => entries().length >= 3 * (round + 1), 'the agent to hold the lock again and again');
+      const before = entries().length;
+      await withFileLock(path, () => appendFileSync(log, 'this process\n'));
+      const passed = entries().slice(before).indexOf('this process');
+      mostPassed = Math.max(mostPassed, passed);
+    }
+    // The hold under way when this process queued, and at most one more.
+    expect(mostPassed).toBeLessThanOrEqual(2);
+    await looping;
+  }, 30_000);
 
   it('a waiter gets the lock once it is free although a process stopped in its turn, between two holds, keeps the marker', async (ctx) => {
     skipWithout(ctx, 'linux', '/proc');
