@@ -89,8 +89,8 @@ class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> 
   // its environment's to give back (see release_all). An exclusive attempt
   // never steps back: this is the waiter others would step back for.
   int attempt() override { return Registry::instance().try_acquire(*slot, this, exclusive, false, &syscall); }
-  int block() override { return Registry::instance().wait_acquire(*slot, this, exclusive, cancelled_, &syscall); }
-  bool cancelled() const override { return cancelled_.load(); }
+  int block() override { return Registry::instance().wait_acquire(*slot, this, exclusive, control_, &syscall); }
+  bool cancelled() const override { return control_.cancelled.load(); }
 
   void finish(int r) override {
     stop_waiting();
@@ -111,7 +111,7 @@ class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> 
   void cancel() {
     int expected = kWaiting;
     if (phase_.compare_exchange_strong(expected, kCancelled)) {
-      cancelled_.store(true);
+      control_.cancelled.store(true);
       stop_waiting();
       Registry::instance().wake_waiters(*slot);
       nfl::cancel_wait(shared_from_this());
@@ -134,7 +134,7 @@ class Waiter : public nfl::WaitJob, public std::enable_shared_from_this<Waiter> 
  private:
   std::atomic<bool> counted_{true};
   const std::shared_ptr<EnvState> env_;
-  std::atomic<bool> cancelled_{false};
+  nfl::WaitControl control_;
   std::atomic<int> phase_{kWaiting};
 };
 

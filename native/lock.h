@@ -99,9 +99,39 @@ int try_lock(Descriptor d, bool exclusive);
 // Drops the lock taken through d. Unlocking an unlocked file is not an error.
 int unlock(Descriptor d);
 
-// Blocks the calling (dedicated, never libuv) thread until the lock is
-// taken, an error occurs, or cancelled is set and interrupt_wait() has been
-// called for this thread: then returns kCancelled. Where a blocked call
+// How a blocked wait ends early. Another thread sets cancelled, then
+// interrupts the waiting one (interrupt_wait; Registry::wake_waiters for a
+// wait for the claim). A waiting thread that must look at something itself
+// now and then (a JavaScript thread blocked in a synchronous wait, which
+// alone can tell whether its environment is stopping) sets check_at: no
+// blocked call outlasts it (an alarm interrupts it, alarm.h), and check()
+// is called on that thread once it has passed.
+class WaitControl {
+ public:
+  using Clock = std::chrono::steady_clock;
+  virtual ~WaitControl() = default;
+
+  std::atomic<bool> cancelled{false};
+  // Read and written only by the waiting thread. max: never.
+  Clock::time_point check_at = Clock::time_point::max();
+
+  // Asked on the waiting thread before each blocking call and after each
+  // interruption: true ends the wait (kCancelled).
+  bool stopped() {
+    if (cancelled.load()) return true;
+    if (check_at == Clock::time_point::max() || Clock::now() < check_at) return false;
+    if (check()) return false;
+    cancelled.store(true);
+    return true;
+  }
+
+ protected:
+  // false ends the wait; true goes on, with a later check_at.
+  virtual bool check() { return true; }
+};
+
+// Blocks the calling thread (never a libuv one) until the lock is taken, an
+// error occurs, or control stopped() (kCancelled). Where a blocked call
 // cannot be interrupted now, it polls instead (poll_lock).
 // *turn tells whether the caller now also holds the turn marker (Linux,
 // exclusive waits at the head of the queue): the head waits for it, up to
@@ -110,7 +140,7 @@ int unlock(Descriptor d);
 // every release of the new holder's turn.
 // ticket_usable is ticket_usable(d), below: without it the wait takes no
 // ticket and no marker.
-int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomic<bool>& cancelled,
+int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& control,
               std::chrono::milliseconds turn_wait, bool* turn);
 // Gives back the turn marker that wait_lock took (*turn).
 void end_turn(Descriptor d);
@@ -122,10 +152,10 @@ void interrupt_wait(std::thread::native_handle_type t);
 std::thread::native_handle_type this_thread();
 
 // wait_lock where no blocked call can be interrupted: try_lock every
-// millisecond, noticing cancelled by itself (kCancelled).
-inline int poll_lock(Descriptor d, bool exclusive, const std::atomic<bool>& cancelled) {
+// millisecond, asking control by itself.
+inline int poll_lock(Descriptor d, bool exclusive, WaitControl& control) {
   for (;;) {
-    if (cancelled.load()) return kCancelled;
+    if (control.stopped()) return kCancelled;
     int r = try_lock(d, exclusive);
     if (r != kBusy) return r;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -13,6 +13,7 @@
 #include "alarm.h"
 #include "flock_model.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -226,47 +227,40 @@ int ticket_take(int fd, bool wait) { return byte_take(fd, kTicketByte, wait); }
 void ticket_return(int fd) { byte_return(fd, kTicketByte); }
 bool ticket_taken(int fd) { return byte_taken(fd, kTicketByte); }
 
-// Blocks in one interruptible call until it succeeds, fails or is cancelled.
+// Blocks in one interruptible call until it succeeds, fails, control
+// stops the wait (kCancelled) or the deadline passes (kBusy). An alarm
+// interrupts the call at the deadline or control's check_at, whichever is
+// first, and again every millisecond until it returns (the first may land
+// just before the call blocks). Without an alarm thread the call is not
+// made: kBusy, and the caller retries later.
 template <typename Call>
-int blocking(const std::atomic<bool>& cancelled, Call call) {
+int wait_until(WaitControl& control, std::chrono::steady_clock::time_point deadline, Call call) {
+  using Clock = std::chrono::steady_clock;
   for (;;) {
-    if (cancelled.load()) return kCancelled;
+    if (control.stopped()) return kCancelled;
+    auto at = std::min(deadline, control.check_at);
+    bool alarmed = at != Clock::time_point::max();
+    if (alarmed && !alarm_set(pthread_self(), at)) return kBusy;
     int r = call();
+    if (alarmed) alarm_clear(pthread_self());
     if (r != -EINTR) return r;
+    if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return kBusy;
   }
 }
 
-// blocking() until a deadline: past it, kBusy. An alarm interrupts the
-// call at the deadline, and again every millisecond until it returns (the
-// first may land just before the call blocks).
 template <typename Call>
-int wait_until(const std::atomic<bool>& cancelled, std::chrono::steady_clock::time_point deadline, Call call) {
-  if (!alarm_set(pthread_self(), deadline)) return kBusy;
-  int r;
-  for (;;) {
-    if (cancelled.load()) {
-      r = kCancelled;
-      break;
-    }
-    r = call();
-    if (r != -EINTR) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      r = kBusy;
-      break;
-    }
-  }
-  alarm_clear(pthread_self());
-  return r;
+int blocking(WaitControl& control, Call call) {
+  return wait_until(control, std::chrono::steady_clock::time_point::max(), call);
 }
 
 // The head of the queue waits for the turn marker, for at most turn_wait,
 // before it blocks on the lock: a holder whose turn is not over, re-taking
 // the lock again and again, would otherwise wake it at every release.
 // *turn tells whether it took the marker. kCancelled, or 0.
-int wait_for_turn(int fd, const std::atomic<bool>& cancelled, std::chrono::milliseconds turn_wait, bool* turn) {
+int wait_for_turn(int fd, WaitControl& control, std::chrono::milliseconds turn_wait, bool* turn) {
   int m = byte_take(fd, kMarkerByte, false);
   if ((m == -EAGAIN || m == -EACCES) && byte_taken(fd, kMarkerByte)) {
-    m = wait_until(cancelled, std::chrono::steady_clock::now() + turn_wait,
+    m = wait_until(control, std::chrono::steady_clock::now() + turn_wait,
                    [fd] { return byte_take(fd, kMarkerByte, true); });
     if (m == kCancelled) return kCancelled;
   }
@@ -276,12 +270,12 @@ int wait_for_turn(int fd, const std::atomic<bool>& cancelled, std::chrono::milli
 
 }  // namespace
 
-int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomic<bool>& cancelled,
+int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& control,
               std::chrono::milliseconds turn_wait, bool* turn) {
   *turn = false;
   install_wake_signal();
   // Without our signal handler no blocked call can be interrupted.
-  if (!wake_signal_ours()) return poll_lock(d, exclusive, cancelled);
+  if (!wake_signal_ours()) return poll_lock(d, exclusive, control);
   // Wait threads inherit the signal mask of the thread that started them;
   // a host that blocked the signal there must not make waits uninterruptible.
   sigset_t wake;
@@ -295,7 +289,7 @@ int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomi
   if (ticket_usable) {
     int t = ticket_take(fd, false);
     if ((t == -EAGAIN || t == -EACCES) && ticket_taken(fd)) {
-      t = blocking(cancelled, [fd] { return ticket_take(fd, true); });
+      t = blocking(control, [fd] { return ticket_take(fd, true); });
       if (t == kCancelled) return kCancelled;
     }
     ticketed = t == 0;
@@ -307,12 +301,12 @@ int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomi
       ticket_return(fd);
       return kAcquired;
     }
-    if (wait_for_turn(fd, cancelled, turn_wait, turn) == kCancelled) {
+    if (wait_for_turn(fd, control, turn_wait, turn) == kCancelled) {
       ticket_return(fd);
       return kCancelled;
     }
   }
-  int r = blocking(cancelled, [fd, exclusive] { return lock_once(fd, exclusive, true); });
+  int r = blocking(control, [fd, exclusive] { return lock_once(fd, exclusive, true); });
   // The marker stays with the new holder for its turn (end_turn), and is
   // taken before the ticket goes, so the next head finds it held.
   if (r != 0 && *turn) {

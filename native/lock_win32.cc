@@ -234,13 +234,13 @@ void ticket_return(HANDLE h) {
 // whenever it wakes. It does so only once it holds the ticket; until then
 // it tries to take the ticket every millisecond, so the queue's head alone
 // competes for a lock that a holder steps back from.
-int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomic<bool>& cancelled, std::chrono::milliseconds,
+int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& control, std::chrono::milliseconds,
               bool* turn) {
   *turn = false;
   HANDLE h = as_handle(d);
   int t;
   for (;;) {
-    if (cancelled.load()) return kCancelled;
+    if (control.stopped()) return kCancelled;
     t = ticket_usable ? ticket_lock(h, true) : UV_ENOTSUP;
     if (t != kBusy) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -250,7 +250,7 @@ int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, const std::atomi
   HANDLE e = release_event(d);
   int r;
   for (;;) {
-    if (cancelled.load()) {
+    if (control.stopped()) {
       r = kCancelled;
       break;
     }

@@ -79,7 +79,7 @@ std::shared_ptr<Slot> Registry::slot(const std::string& path) {
   return entry;
 }
 
-int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled, const char** syscall) {
+int Registry::lock_claimed(Slot& s, bool exclusive, WaitControl* control, const char** syscall) {
   for (int attempt = 0; attempt < 3; attempt++) {
     if (s.descriptor == kNoDescriptor) {
       Descriptor d;
@@ -89,8 +89,8 @@ int Registry::lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* can
     }
     // A process that waits again is no longer in its turn; wait_lock only
     // says whether the wait took the marker.
-    if (cancelled) end_turn_now(s);
-    int r = cancelled ? wait_lock(s.descriptor, exclusive, ticket_usable(s), *cancelled, kTurnWait, &s.turn)
+    if (control) end_turn_now(s);
+    int r = control ? wait_lock(s.descriptor, exclusive, ticket_usable(s), *control, kTurnWait, &s.turn)
                       : try_lock(s.descriptor, exclusive);
     if (r != kAcquired) {
       if (r < 0) *syscall = kLockSyscall;
@@ -212,8 +212,7 @@ int Registry::try_share(Slot& s, const void* owner, const char** syscall) {
   return unless_queued(s);
 }
 
-int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled,
-                           const char** syscall) {
+int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, WaitControl& control, const char** syscall) {
   // A shared waiter that found another process queued waits for this
   // process's holders to leave, then takes its own ticket behind it.
   bool may_join = !exclusive;
@@ -223,30 +222,39 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, const std
     {
       std::unique_lock<std::mutex> lock(mu_);
       s.waiting++;
-      s.freed.wait(lock, [&] {
-        if (cancelled.load()) return true;
+      auto ready = [&] {
+        if (control.cancelled.load()) return true;
         if (!exclusive && s.exclusive_waiters.load() > 0) return false;
         if (may_join && (joined = join(s))) return true;
         return claimed = claim(s, owner);
-      });
+      };
+      if (control.check_at == WaitControl::Clock::time_point::max()) {
+        s.freed.wait(lock, ready);
+      } else {
+        s.freed.wait_until(lock, control.check_at, ready);
+      }
       s.waiting--;
-      if (!claimed && !joined) return kCancelled;
+    }
+    if (!claimed && !joined) {
+      // Cancelled, or the waiting thread's time to look (outside the mutex).
+      if (control.stopped()) return kCancelled;
+      continue;
     }
     if (joined) {
-      int r = cancelled.load() ? kCancelled : unless_queued(s);
+      int r = control.cancelled.load() ? kCancelled : unless_queued(s);
       if (r == kCancelled) release(s);
       if (r != kBusy) return r;
       may_join = false;
       continue;
     }
-    int r = lock_claimed(s, exclusive, &cancelled, syscall);
+    int r = lock_claimed(s, exclusive, &control, syscall);
     if (r == kAcquired) {
       if (exclusive) {
         s.streak_began = std::chrono::steady_clock::now();
       } else {
         share(s);
       }
-      if (!cancelled.load()) return kAcquired;
+      if (!control.cancelled.load()) return kAcquired;
       end_turn_now(s);
       release(s);
       return kCancelled;

@@ -106,9 +106,9 @@ class Registry {
   // the lock. Shared (!exclusive): joins this process's shared holders or
   // locks the file shared, unless a writer waits (see above): kBusy.
   int try_acquire(Slot& s, const void* owner, bool exclusive, bool will_wait, const char** syscall);
-  // The same, blocking the calling dedicated thread until acquired, failed
-  // or cancelled (kCancelled; nothing held).
-  int wait_acquire(Slot& s, const void* owner, bool exclusive, const std::atomic<bool>& cancelled, const char** syscall);
+  // The same, blocking the calling thread until acquired, failed or
+  // control stopped the wait (kCancelled; nothing held).
+  int wait_acquire(Slot& s, const void* owner, bool exclusive, WaitControl& control, const char** syscall);
   // Wakes claim waiters so that a cancelled one notices.
   void wake_waiters(Slot& s);
   // An exclusive wait of this process begins or ends (whatever its
@@ -146,7 +146,7 @@ class Registry {
   // ticket); otherwise it is given back: kBusy.
   int unless_queued(Slot& s);
   int try_share(Slot& s, const void* owner, const char** syscall);
-  int lock_claimed(Slot& s, bool exclusive, const std::atomic<bool>* cancelled, const char** syscall);
+  int lock_claimed(Slot& s, bool exclusive, WaitControl* control, const char** syscall);
   // Gives the turn marker back, if held; the next acquisition looks at the
   // queue.
   void end_turn_now(Slot& s);

@@ -1,10 +1,11 @@
 // A wait that blocks the calling JavaScript thread (lockSync and
-// withFileLockSync). It is a wait of the pool like any other (wait_pool.h):
-// the same queue, the same blocking call behind a queue ticket, the same
-// claim, so a synchronous waiter takes its turn among asynchronous waiters of
-// every thread and process. Only the end differs: the pool thread wakes the
-// blocked JavaScript thread through a condition variable instead of calling
-// back through the event loop, which is not running.
+// withFileLockSync). That thread itself blocks in the wait (wait_acquire),
+// as a wait thread does for an asynchronous wait: the same claim, the same
+// queue ticket and turn marker, so a synchronous waiter takes its turn among
+// the waiters of every thread and process, and a release wakes it directly,
+// with no thread in between. An alarm (alarm.h) interrupts it at its
+// deadline and every kStillWantedEvery, for it to look whether its
+// environment still wants the lock.
 #pragma once
 
 #include <chrono>
