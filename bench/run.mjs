@@ -202,6 +202,8 @@ function targets(results) {
     add('handoff', 'p50 ours ≤ 2× C', h.ratios.p50OursOverC, ratioText(h.ratios.p50OursOverC), h.ratios.p50OursOverC <= 2);
     // What the library adds over the hop every event-loop waiter pays.
     add('handoff', 'p50 ours ≤ 1.2× C woken through poll', h.ratios.p50OursOverCLoop, ratioText(h.ratios.p50OursOverCLoop), h.ratios.p50OursOverCLoop <= 1.2);
+    // A synchronous waiter pays no hop: the lock wakes the blocked thread itself.
+    if (Number.isFinite(h.ratios.p50SyncOverC)) add('handoff', 'p50 withFileLockSync ≤ 2× C', h.ratios.p50SyncOverC, ratioText(h.ratios.p50SyncOverC), h.ratios.p50SyncOverC <= 2);
   }
   const shared = ok(sc) ? sc.series.shared?.find((pt) => pt.procs === SHARED_AT) : undefined;
   if (shared) {
@@ -213,6 +215,7 @@ function targets(results) {
     const s = q.summary;
     add('sqlite', 'withFileLock mode: 0 failed transactions', s.ours?.failed, String(s.ours?.failed ?? '—'), s.ours?.failed === 0);
     add('sqlite', 'ours ≥ 0.9× busy_timeout + IMMEDIATE', q.ratios.oursOverImmediate, ratioText(q.ratios.oursOverImmediate), q.ratios.oursOverImmediate >= 0.9);
+    if (Number.isFinite(q.ratios.syncOverImmediate)) add('sqlite', 'withFileLockSync ≥ 0.9× busy_timeout + IMMEDIATE', q.ratios.syncOverImmediate, ratioText(q.ratios.syncOverImmediate), q.ratios.syncOverImmediate >= 0.9);
     if (s.ours) {
       add('sqlite', 'ours slowest/fastest finish ≤ 1.5×', s.ours.slowestOverFastest, ratioText(s.ours.slowestOverFastest), s.ours.slowestOverFastest <= 1.5);
       add('sqlite', 'ours context switches per transaction ≤ 0.5', s.ours.switchesPerTx, fmt(s.ours.switchesPerTx), s.ours.switchesPerTx <= 0.5);

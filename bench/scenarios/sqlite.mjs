@@ -16,6 +16,7 @@ const MODES = {
   deferred: 'busy_timeout + deferred BEGIN',
   fsne: 'fs-native-extensions + deferred',
   ours: 'withFileLock + deferred',
+  sync: 'withFileLockSync + deferred',
 };
 
 function createDatabase(path) {
@@ -100,6 +101,7 @@ export async function run(ctx) {
   const ratios = {
     oursOverImmediate: pairedRatio(rate('ours'), rate('immediate')),
     oursOverFsne: pairedRatio(rate('ours'), rate('fsne')),
+    syncOverImmediate: pairedRatio(rate('sync'), rate('immediate')),
   };
   heading(`5. ${title} (${procs} processes × ${transactions} transactions, WAL, synchronous=NORMAL; ${rounds} round(s))`);
   table(
@@ -122,6 +124,6 @@ export async function run(ctx) {
     { left: [0, 5] },
   );
   console.log('  switches %: share of consecutive commits made by different processes (how often the write lock changed process)');
-  console.log(`  ours/IMMEDIATE ${ratioText(ratios.oursOverImmediate)}   ours/fs-native-extensions ${ratioText(ratios.oursOverFsne)}`);
+  console.log(`  ours/IMMEDIATE ${ratioText(ratios.oursOverImmediate)}   sync/IMMEDIATE ${ratioText(ratios.syncOverImmediate)}   ours/fs-native-extensions ${ratioText(ratios.oursOverFsne)}`);
   return { procs, rounds, transactions, runs, summary, ratios };
 }

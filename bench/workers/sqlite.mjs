@@ -5,6 +5,8 @@
 //              be refused with SQLITE_BUSY*, which busy_timeout cannot cure
 //   fsne       fs-native-extensions lock around a deferred transaction
 //   ours       withFileLock around a deferred transaction
+//   sync       withFileLockSync around a deferred transaction: better-sqlite3
+//              is synchronous, and so is this whole transaction
 // A failed transaction is counted, rolled back and not retried.
 import { rmSync } from 'node:fs';
 
@@ -21,6 +23,7 @@ const worker = Number(a.worker);
 
 let lockAround = (path, fn) => fn();
 if (mode === 'fsne' || mode === 'ours') lockAround = (await loadContender(mode, { contended: true })).run;
+else if (mode === 'sync') lockAround = (await loadContender(mode, { contended: true })).runSync;
 else if (mode !== 'immediate' && mode !== 'deferred') throw new Error(`unknown mode '${mode}'`);
 
 function transaction(path, body) {
