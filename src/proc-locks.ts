@@ -98,14 +98,32 @@ export function readProcLocks(lockPath: string): LockState | undefined {
   }
   // Not a lock file (a directory, a FIFO...): only trying it can say how lock() fails there.
   if (!st.isFile()) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(PROC_LOCKS, 'latin1');
-  } catch {
-    return undefined;
-  }
   const device = deviceText(st.dev);
   const inode = String(st.ino);
+  // The kernel hands /proc/locks out a page per read(2) and finds where the
+  // next page starts by counting entries again: a lock taken or dropped
+  // meanwhile, anywhere in the list, shifts that count, and a line shows up
+  // twice or not at all. Holders are therefore listed once per process, and
+  // a lock seen free is looked at again.
+  let state: LockState | undefined;
+  for (let read = 0; read < READS_WHEN_FREE; read++) {
+    let text: string;
+    try {
+      text = readFileSync(PROC_LOCKS, 'latin1');
+    } catch {
+      return undefined;
+    }
+    state = parseProcLocks(text, device, inode);
+    if (state.locked) break;
+  }
+  return state;
+}
+
+// Under heavy lock churn on a 2-CPU machine one read in ten missed a held
+// lock's line; five in a row are free only when the lock is.
+const READS_WHEN_FREE = 5;
+
+function parseProcLocks(text: string, device: string, inode: string): LockState {
   const holders: LockHolder[] = [];
   let shared = true;
   let waiting = 0;
@@ -125,8 +143,10 @@ export function readProcLocks(lockPath: string): LockState | undefined {
       continue;
     }
     if (!wholeFile) continue;
-    holders.push({ pid: visiblePid(Number(pidText)) });
     if (type !== 'READ') shared = false;
+    const pid = visiblePid(Number(pidText));
+    if (pid !== undefined && holders.some((h) => h.pid === pid)) continue;
+    holders.push({ pid });
   }
   if (holders.length === 0) return { locked: false, waiting };
   return { locked: true, shared, holder: holders[0], holders, waiting };

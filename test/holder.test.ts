@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { inspect, isLocked, lock, lockSync, LockTimeoutError, tryLock, withFileLock, withFileLockSync, type LockState } from 'native-file-lock';
 
-import { fileLockError, fixture, Proc, requirementsEnforced, requires, runNode, runSync, skipWithout, tempDir, waitFor } from './helpers.js';
+import { fileLockError, fixture, plainEnv, Proc, requirementsEnforced, requires, runNode, runSync, skipWithout, tempDir, waitFor } from './helpers.js';
 import { flockProbe, letGo, pythonHolder, runFlock } from './peers.js';
 
 /** A resource in a fresh directory and its lock file (the directory is real, so no symlink to resolve). */
@@ -50,6 +50,29 @@ describe('inspect and isLocked on Linux, from /proc/locks', () => {
     await letGo(holder);
     expect(inspect(path)).toMatchObject({ locked: false });
     expect(isLocked(path)).toBe(false);
+  });
+
+  it('lists a holder once and never reads it as free while other processes take and drop hundreds of locks', async (ctx) => {
+    // /proc/locks is handed out a page per read, and a lock taken or dropped
+    // between two pages shifts where the next one starts.
+    skipWithout(ctx, 'python3');
+    const { path } = fresh();
+    const holder = await libraryHolder(path);
+    const dir = tempDir();
+    const churners = ['a', 'b'].map((prefix) => new Proc('python3', [fixture('flock-churn.py'), dir, prefix, '100'], { env: plainEnv }));
+    try {
+      await Promise.all(churners.map((c) => c.waitForOutput('churning')));
+      const wrong: LockState[] = [];
+      for (let i = 0; i < 1500; i++) {
+        const state = inspect(path);
+        if (!state.locked || pids(state).join() !== String(holder.pid)) wrong.push(state);
+      }
+      expect(wrong.slice(0, 3)).toEqual([]);
+      expect(isLocked(path)).toBe(true);
+    } finally {
+      await Promise.all(churners.map((c) => letGo(c)));
+    }
+    await letGo(holder);
   });
 
   it('names a util-linux flock(1) holder by its pid', async (ctx) => {
