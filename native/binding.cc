@@ -314,13 +314,16 @@ napi_value Noop(napi_env, napi_callback_info) { return nullptr; }
 // finish. Node-API refuses calls into JavaScript from then on.
 bool CanRunJs(void* context) {
   napi_env env = static_cast<napi_env>(context);
+  // Its own scope: a wait of hours asks thousands of times.
+  napi_handle_scope scope = nullptr;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return false;
   napi_value fn = nullptr;
   napi_value recv = nullptr;
   napi_value ignored = nullptr;
-  if (napi_create_function(env, "", 0, Noop, nullptr, &fn) != napi_ok || napi_get_undefined(env, &recv) != napi_ok) {
-    return false;
-  }
-  return napi_call_function(env, recv, fn, 0, nullptr, &ignored) == napi_ok;
+  bool can = napi_create_function(env, "", 0, Noop, nullptr, &fn) == napi_ok && napi_get_undefined(env, &recv) == napi_ok &&
+             napi_call_function(env, recv, fn, 0, nullptr, &ignored) == napi_ok;
+  napi_close_handle_scope(env, scope);
+  return can;
 }
 
 // waitSync(slot, shared, timeoutMs): blocks this thread until the file

@@ -74,6 +74,11 @@ constexpr Descriptor kNoDescriptor = -1;
 constexpr int kAcquired = 0;
 constexpr int kBusy = 1;
 constexpr int kCancelled = 3;
+// wait_lock with a check_at (WaitControl): another process is queued ahead,
+// and a waiter woken now and then would lose its place in the queue at each
+// wake (the kernel queues a blocked request again at the back). Nothing is
+// held; the caller waits on a thread that is never woken (wait_pool.h).
+constexpr int kMustQueue = 4;
 
 // Opens (creating if missing, mode 0666 & ~umask) the lock file at path
 // without following a symlink there, close-on-exec. Falls back to a
@@ -139,7 +144,8 @@ class WaitControl {
 // end_turn, so that the next head waits for that instead of being woken by
 // every release of the new holder's turn.
 // ticket_usable is ticket_usable(d), below: without it the wait takes no
-// ticket and no marker.
+// ticket and no marker. With a check_at, a wait that would queue behind
+// another process's ticket returns kMustQueue instead.
 int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& control,
               std::chrono::milliseconds turn_wait, bool* turn);
 // Gives back the turn marker that wait_lock took (*turn).

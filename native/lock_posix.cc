@@ -270,25 +270,18 @@ int wait_for_turn(int fd, WaitControl& control, std::chrono::milliseconds turn_w
 
 }  // namespace
 
-int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& control,
-              std::chrono::milliseconds turn_wait, bool* turn) {
-  *turn = false;
-  install_wake_signal();
-  // Without our signal handler no blocked call can be interrupted.
-  if (!wake_signal_ours()) return poll_lock(d, exclusive, control);
-  // Wait threads inherit the signal mask of the thread that started them;
-  // a host that blocked the signal there must not make waits uninterruptible.
-  sigset_t wake;
-  sigemptyset(&wake);
-  sigaddset(&wake, wake_signal());
-  pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
-  int fd = fd_of(d);
+namespace {
+
+// wait_lock once the wake signal can interrupt this thread.
+int queue_and_wait(int fd, bool exclusive, bool ticket_usable, WaitControl& control,
+                   std::chrono::milliseconds turn_wait, bool* turn) {
   // A read-only descriptor cannot take a write ticket (EBADF), and some file
   // systems have no OFD locks: then wait without one.
   bool ticketed = false;
   if (ticket_usable) {
     int t = ticket_take(fd, false);
     if ((t == -EAGAIN || t == -EACCES) && ticket_taken(fd)) {
+      if (control.check_at != std::chrono::steady_clock::time_point::max()) return kMustQueue;
       t = blocking(control, [fd] { return ticket_take(fd, true); });
       if (t == kCancelled) return kCancelled;
     }
@@ -306,6 +299,8 @@ int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& con
       return kCancelled;
     }
   }
+  // The head of the queue (it holds the ticket) keeps its place however
+  // often it is woken: nobody else of the queue blocks here.
   int r = blocking(control, [fd, exclusive] { return lock_once(fd, exclusive, true); });
   // The marker stays with the new holder for its turn (end_turn), and is
   // taken before the ticket goes, so the next head finds it held.
@@ -315,6 +310,28 @@ int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& con
   }
   if (ticketed) ticket_return(fd);
   return r == 0 ? kAcquired : r;
+}
+
+}  // namespace
+
+int wait_lock(Descriptor d, bool exclusive, bool ticket_usable, WaitControl& control,
+              std::chrono::milliseconds turn_wait, bool* turn) {
+  *turn = false;
+  install_wake_signal();
+  // Without our signal handler no blocked call can be interrupted.
+  if (!wake_signal_ours()) return poll_lock(d, exclusive, control);
+  // Wait threads inherit the signal mask of the thread that started them;
+  // a host that blocked the signal there must not make waits
+  // uninterruptible. The mask is given back after the wait, since the
+  // thread may be the host's own (a synchronous wait).
+  sigset_t wake;
+  sigset_t before;
+  sigemptyset(&wake);
+  sigaddset(&wake, wake_signal());
+  pthread_sigmask(SIG_UNBLOCK, &wake, &before);
+  int r = queue_and_wait(fd_of(d), exclusive, ticket_usable, control, turn_wait, turn);
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  return r;
 }
 
 void end_turn(Descriptor d) { byte_return(fd_of(d), kMarkerByte); }

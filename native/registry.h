@@ -107,7 +107,8 @@ class Registry {
   // locks the file shared, unless a writer waits (see above): kBusy.
   int try_acquire(Slot& s, const void* owner, bool exclusive, bool will_wait, const char** syscall);
   // The same, blocking the calling thread until acquired, failed or
-  // control stopped the wait (kCancelled; nothing held).
+  // control stopped the wait (kCancelled; nothing held); kMustQueue: see
+  // lock.h (nothing held).
   int wait_acquire(Slot& s, const void* owner, bool exclusive, WaitControl& control, const char** syscall);
   // Wakes claim waiters so that a cancelled one notices.
   void wake_waiters(Slot& s);

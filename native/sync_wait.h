@@ -5,7 +5,10 @@
 // the waiters of every thread and process, and a release wakes it directly,
 // with no thread in between. An alarm (alarm.h) interrupts it at its
 // deadline and every kStillWantedEvery, for it to look whether its
-// environment still wants the lock.
+// environment still wants the lock. Where another process is queued ahead
+// (kMustQueue), those wake-ups would cost its place in the queue: then a pool
+// thread waits for it (wait_pool.h), never woken until the wait ends, and the
+// JavaScript thread sleeps on a condition variable meanwhile.
 #pragma once
 
 #include <chrono>

@@ -417,6 +417,32 @@ describe('fair order with async waiters', () => {
       }
     });
   });
+
+  it('a sync waiter queued behind another process keeps its place ahead of a later waiter, however long it waits', async () => {
+    const dir = tempDir();
+    const path = resourceIn(dir);
+    const lockPath = lockFileOf(path);
+    const log = join(dir, 'log');
+    const [early, late] = await Promise.all([Agent.start(), Agent.start()]);
+    try {
+      await agent().call('lock', { path });
+      const first = early.call('logUnder', { path, log, name: 'early', sync: false });
+      await waitFor(() => blockedOn(lockPath) >= 1, 'the early waiter to block');
+      const sync = syncWaiter(path, log);
+      await sync.start();
+      await waitFor(() => blockedOn(lockPath) >= 2, 'the sync waiter to queue');
+      const last = late.call('logUnder', { path, log, name: 'late', sync: false });
+      await waitFor(() => blockedOn(lockPath) >= 3, 'the late waiter to queue');
+      // Several times the 100 ms at which a blocked synchronous wait looks
+      // whether its thread is being stopped.
+      await sleep(600);
+      await agent().call('release', { path });
+      await Promise.all([first, last, sync.done()]);
+      expect(logOf(log)).toEqual(['early', 'sync', 'late']);
+    } finally {
+      await Promise.all([early.stop(), late.stop()]);
+    }
+  });
 });
 
 describe('shared locks', () => {
