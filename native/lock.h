@@ -120,11 +120,14 @@ class WaitControl {
   // Read and written only by the waiting thread. max: never.
   Clock::time_point check_at = Clock::time_point::max();
 
+  // Whether the waiting thread takes control back by itself (check_at).
+  bool wakes_itself() const { return check_at != Clock::time_point::max(); }
+
   // Asked on the waiting thread before each blocking call and after each
   // interruption: true ends the wait (kCancelled).
   bool stopped() {
     if (cancelled.load()) return true;
-    if (check_at == Clock::time_point::max() || Clock::now() < check_at) return false;
+    if (!wakes_itself() || Clock::now() < check_at) return false;
     if (check()) return false;
     cancelled.store(true);
     return true;

@@ -281,7 +281,7 @@ int queue_and_wait(int fd, bool exclusive, bool ticket_usable, WaitControl& cont
   if (ticket_usable) {
     int t = ticket_take(fd, false);
     if ((t == -EAGAIN || t == -EACCES) && ticket_taken(fd)) {
-      if (control.check_at != std::chrono::steady_clock::time_point::max()) return kMustQueue;
+      if (control.wakes_itself()) return kMustQueue;
       t = blocking(control, [fd] { return ticket_take(fd, true); });
       if (t == kCancelled) return kCancelled;
     }

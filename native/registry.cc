@@ -228,10 +228,10 @@ int Registry::wait_acquire(Slot& s, const void* owner, bool exclusive, WaitContr
         if (may_join && (joined = join(s))) return true;
         return claimed = claim(s, owner);
       };
-      if (control.check_at == WaitControl::Clock::time_point::max()) {
-        s.freed.wait(lock, ready);
-      } else {
+      if (control.wakes_itself()) {
         s.freed.wait_until(lock, control.check_at, ready);
+      } else {
+        s.freed.wait(lock, ready);
       }
       s.waiting--;
     }
