@@ -75,6 +75,28 @@ describe('inspect and isLocked on Linux, from /proc/locks', () => {
     await letGo(holder);
   });
 
+  it('lists every process of a shared lock while other processes take and drop hundreds of locks', async (ctx) => {
+    skipWithout(ctx, 'python3');
+    const { path, lockPath } = fresh();
+    const holders = [0, 1, 2].map(() => pythonHolder(lockPath, 'flock', 'LOCK_SH'));
+    await Promise.all(holders.map((h) => h.waitForOutput('locked')));
+    const expected = holders.map((h) => h.pid).sort((a, b) => a - b).join();
+    const dir = tempDir();
+    const churners = ['a', 'b'].map((prefix) => new Proc('python3', [fixture('flock-churn.py'), dir, prefix, '100'], { env: plainEnv }));
+    try {
+      await Promise.all(churners.map((c) => c.waitForOutput('churning')));
+      const wrong: LockState[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const state = inspect(path);
+        if (!state.locked || !state.shared || pids(state).join() !== expected) wrong.push(state);
+      }
+      expect(wrong.slice(0, 3)).toEqual([]);
+    } finally {
+      await Promise.all(churners.map((c) => letGo(c)));
+    }
+    await Promise.all(holders.map((h) => letGo(h)));
+  });
+
   it('names a util-linux flock(1) holder by its pid', async (ctx) => {
     skipWithout(ctx, 'flock(1)');
     const { path, lockPath } = fresh();
